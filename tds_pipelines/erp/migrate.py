@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from tds_pipelines.erp.db import is_postgres, make_engine
+from tds_pipelines import settings
+from tds_pipelines.erp.db import checked_schema, is_postgres, make_engine
 from tds_pipelines.erp.tables import metadata
 
 
@@ -13,5 +14,5 @@ def upgrade(url: str | None = None, schema: str | None = None) -> None:
     engine = make_engine(url, schema)
     with engine.begin() as conn:
         if is_postgres(engine):
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{engine.dialect.default_schema_name or "tds"}"'))
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{checked_schema(schema or settings.db_schema())}"'))
         metadata.create_all(conn)
