@@ -1,0 +1,35 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tds demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check tds_pipelines tds_pipelines_tests benchmarks
+	$(BIN)/ruff format --check tds_pipelines tds_pipelines_tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format tds_pipelines tds_pipelines_tests benchmarks
+	$(BIN)/ruff check --fix tds_pipelines tds_pipelines_tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/upsert_benchmark.py
+	$(BIN)/python benchmarks/full_sync_benchmark.py
+	$(BIN)/python benchmarks/parallel_budget_benchmark.py
+
+clean:
+	rm -rf $(VENV) .tds

@@ -1,0 +1,84 @@
+"""Three syncs in parallel processes against the simulator's 100 calls a minute.
+
+    .venv/bin/python benchmarks/parallel_budget_benchmark.py [--records N]
+
+Each process is a real `tds sync --full --entity X` sharing one ERP database, hence one token cache and one
+rate budget. Prints the code-44 answers (target 0), the share of the budget used while work was pending
+(target at least 90%: calls made / the most a 100-a-minute sliding window allows between the first and the
+last call), and token refreshes (target at most 1). Baseline in the same run: one process doing the same
+work alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import requests
+from _common import DATABASE_URL, SIM_CREDENTIALS, simulator_process, stats, throwaway_schema
+
+LIMIT = 100
+ENTITIES = ("invoices", "bills", "sales_orders")
+
+
+def run_syncs(url: str, schema: str, groups: list[list[str]]) -> float:
+    env = dict(os.environ) | SIM_CREDENTIALS
+    env |= {
+        "ZOHO_ACCOUNTS_URL": url,
+        "ZOHO_API_URL": url,
+        "TDS_DATABASE_URL": DATABASE_URL,
+        "TDS_DB_SCHEMA": schema,
+        "TDS_ZOHO_CALLS_PER_MINUTE": str(LIMIT),
+    }
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tds_pipelines.cli", "sync", "--full", *[a for e in group for a in ("--entity", e)]],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for group in groups
+    ]
+    for process in processes:
+        out, _ = process.communicate(timeout=1800)
+        if process.returncode:
+            raise SystemExit(f"a sync failed with exit code {process.returncode}:\n{out}")
+    return time.monotonic() - started
+
+
+def report(label: str, url: str, seconds: float) -> None:
+    sim = stats(url)
+    calls = sim["api_calls"]
+    span = sim.get("last_call_at", 0) - sim.get("first_call_at", 0)
+    allowed = LIMIT * (int(span // 60) + 1)
+    rejected = sim.get("rejected", {})
+    print(
+        f"{label}: {calls} calls in {seconds:.1f}s; code 44: {rejected.get('44', 0)}, "
+        f"1070: {rejected.get('1070', 0)}; budget used while pending {calls / allowed:.0%} "
+        f"({calls} of {allowed} a sliding {LIMIT}/min window allows over {span:.1f}s); "
+        f"token refreshes {sim['token_refreshes']}; peak calls in any 60 s: {sim.get('peak_per_minute_window')}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=90, help="records per entity (each costs a detail call)")
+    args = parser.parse_args()
+    sim_args = ["--records", str(args.records), "--rate-limit-per-minute", str(LIMIT), "--daily-limit", "0"]
+    print(f"parallel budget benchmark: 3 processes x {args.records} documents, simulator at {LIMIT} calls/min")
+    with simulator_process(*sim_args) as url:
+        with throwaway_schema() as (_, schema):
+            seconds = run_syncs(url, schema, [[name] for name in ENTITIES])
+            report("3 processes in parallel", url, seconds)
+        requests.post(f"{url}/admin/reset-stats", timeout=10)
+        with throwaway_schema() as (_, schema):
+            seconds = run_syncs(url, schema, [list(ENTITIES)])
+            report("baseline, 1 process, same work", url, seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The `tds` command: schema upgrades, the simulator, shell syncs, status and the newcomer's demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from tds_pipelines.entities import BY_NAME, ENTITIES, entity
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tds", description="TDS: Zoho Books/Inventory -> ERP sync")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="the ERP schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="create or migrate the ERP schema on TDS_DATABASE_URL").set_defaults(
+        func=_db_upgrade
+    )
+
+    from tds_pipelines.simulator import cli as simulator_cli
+
+    sim = commands.add_parser("simulator", help="serve a Zoho simulator (accounts, Books, Inventory)")
+    simulator_cli.add_arguments(sim)
+    sim.set_defaults(func=simulator_cli.run)
+
+    sync = commands.add_parser("sync", help="run the sync engine from a shell (the jobs use the same code)")
+    sync.add_argument("--entity", action="append", choices=[*BY_NAME, "item_stock"], help="repeatable")
+    sync.add_argument("--full", action="store_true", help="list everything and tombstone what Zoho lost")
+    sync.set_defaults(func=_sync)
+
+    status = commands.add_parser("status", help="queue counts, dead letters, last sync per entity")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_status)
+
+    demo = commands.add_parser("demo", help="the whole system on the embedded default (SQLite + simulator)")
+    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+    demo.add_argument("--simulator-port", type=int, default=8765)
+    demo.add_argument("--records", type=int, default=60, help="generated records per entity")
+    demo.set_defaults(func=_demo)
+
+    args = parser.parse_args(argv)
+    return args.func(args) or 0
+
+
+def _db_upgrade(_args) -> int:
+    from tds_pipelines.erp.migrate import upgrade
+
+    upgrade()
+    print("ERP schema is up to date")
+    return 0
+
+
+def zoho_client_from_env(engine, job: str):
+    """A Zoho client configured from the environment, as the Dagster resource is."""
+    from tds_pipelines.zoho.client import ZohoClient
+    from tds_pipelines.zoho.credentials import ZohoCredentials
+
+    missing = [
+        name
+        for name in ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_ORGANIZATION_ID")
+        if not os.environ.get(name)
+    ]
+    if missing:
+        raise SystemExit(f"tds: set {', '.join(missing)} (or run `tds demo`, which uses the simulator)")
+    credentials = ZohoCredentials(
+        client_id=os.environ["ZOHO_CLIENT_ID"],
+        client_secret=os.environ["ZOHO_CLIENT_SECRET"],
+        refresh_token=os.environ["ZOHO_REFRESH_TOKEN"],
+        organization_id=os.environ["ZOHO_ORGANIZATION_ID"],
+        data_center=os.environ.get("ZOHO_DATA_CENTER") or "com",
+        accounts_url=os.environ.get("ZOHO_ACCOUNTS_URL") or None,
+        api_url=os.environ.get("ZOHO_API_URL") or None,
+    )
+    per_minute = int(os.environ.get("TDS_ZOHO_CALLS_PER_MINUTE") or 100)
+    daily = os.environ.get("TDS_ZOHO_DAILY_LIMIT")
+    return ZohoClient(
+        credentials, engine, job=job, per_minute=per_minute, daily_limit=int(daily) if daily else None
+    )
+
+
+def _sync(args) -> int:
+    from tds_pipelines.erp.db import make_engine
+    from tds_pipelines.sync.engine import Scope, sync_entity
+    from tds_pipelines.sync.stock import sync_item_stock
+
+    engine = make_engine()
+    client = zoho_client_from_env(engine, "full_sync" if args.full else "incremental_sync")
+    names = args.entity or [spec.name for spec in ENTITIES]
+    scope = Scope("full" if args.full else "incremental")
+    for name in names:
+        if name == "item_stock":
+            stats = sync_item_stock(client, engine, full=True if args.full else None)
+        else:
+            stats = sync_entity(entity(name), client, engine, scope)
+        print(stats.summary())
+    return 0
+
+
+def collect_status(engine) -> dict:
+    """Queue counts by status, the oldest pending item's age and each entity's last sync."""
+    from tds_pipelines.erp.tables import sync_queue, sync_state
+
+    now = datetime.now(UTC)
+    with engine.connect() as conn:
+        counts = dict(
+            conn.execute(select(sync_queue.c.status, func.count()).group_by(sync_queue.c.status)).all()
+        )
+        oldest = conn.execute(
+            select(func.min(sync_queue.c.received_at)).where(sync_queue.c.status == "PENDING")
+        ).scalar()
+        states = conn.execute(select(sync_state).order_by(sync_state.c.entity)).mappings().all()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return {
+        "queue": counts,
+        "dead_letters": counts.get("DEAD_LETTER", 0),
+        "oldest_pending_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+        "entities": {
+            s["entity"]: {
+                "last_sync_at": s["last_sync_at"].isoformat() if s["last_sync_at"] else None,
+                "last_full_sync_at": s["last_full_sync_at"].isoformat() if s["last_full_sync_at"] else None,
+                "cursor": s["cursor"].isoformat() if s["cursor"] else None,
+            }
+            for s in states
+        },
+    }
+
+
+def _status(args) -> int:
+    from tds_pipelines.erp.db import make_engine
+
+    report = collect_status(make_engine())
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print("queue:", ", ".join(f"{k} {v}" for k, v in sorted(report["queue"].items())) or "empty")
+    print("dead letters:", report["dead_letters"])
+    print(
+        "oldest pending:", f"{report['oldest_pending_seconds']}s" if report["oldest_pending_seconds"] else "-"
+    )
+    for name, state in report["entities"].items():
+        last, full = state["last_sync_at"] or "-", state["last_full_sync_at"] or "-"
+        print(f"{name:20} last sync {last}  last full {full}")
+    return 0
+
+
+def _demo(args) -> int:
+    from tds_pipelines.demo import run_demo
+
+    return run_demo(args.port, args.simulator_port, args.records)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The one Definitions object of the TDS code location; it only assembles."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from tds_pipelines.assets import entity_assets, item_stock
+from tds_pipelines.jobs import full_sync, incremental_sync, stock_sync
+from tds_pipelines.resources import ErpDatabase, ZohoApi
+from tds_pipelines.schedules import schedules
+
+
+def _optional(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def build_defs() -> dg.Definitions:
+    """Assemble the code location; optional settings are read from the environment at load time."""
+    return dg.Definitions(
+        assets=[*entity_assets, item_stock],
+        jobs=[full_sync, incremental_sync, stock_sync],
+        schedules=schedules,
+        resources={
+            "erp": ErpDatabase(
+                # The URL may carry a password: resolved at launch, never shown in the UI.
+                database_url=dg.EnvVar("TDS_DATABASE_URL") if _optional("TDS_DATABASE_URL") else None,
+                db_schema=_optional("TDS_DB_SCHEMA"),
+            ),
+            "zoho": ZohoApi(
+                client_id=dg.EnvVar("ZOHO_CLIENT_ID"),
+                client_secret=dg.EnvVar("ZOHO_CLIENT_SECRET"),
+                refresh_token=dg.EnvVar("ZOHO_REFRESH_TOKEN"),
+                organization_id=dg.EnvVar("ZOHO_ORGANIZATION_ID"),
+                data_center=_optional("ZOHO_DATA_CENTER") or "com",
+                accounts_url=_optional("ZOHO_ACCOUNTS_URL"),
+                api_url=_optional("ZOHO_API_URL"),
+                calls_per_minute=int(_optional("TDS_ZOHO_CALLS_PER_MINUTE") or 100),
+                daily_limit=int(daily) if (daily := _optional("TDS_ZOHO_DAILY_LIMIT")) else None,
+            ),
+        },
+    )
+
+
+defs = build_defs()

@@ -1,0 +1,31 @@
+"""The sync jobs. They run in process: Zoho's budget, not CPU, bounds them, and a process per step costs."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from tds_pipelines.assets import SCOPE_TAG
+
+ENTITY_ASSETS = dg.AssetSelection.groups("zoho") - dg.AssetSelection.assets(["zoho", "item_stock"])
+
+full_sync = dg.define_asset_job(
+    "full_sync",
+    selection=dg.AssetSelection.groups("zoho"),
+    executor_def=dg.in_process_executor,
+    tags={SCOPE_TAG: "full"},
+    description="Every entity listed whole (documents of every date), tombstones, stock per warehouse.",
+)
+incremental_sync = dg.define_asset_job(
+    "incremental_sync",
+    selection=ENTITY_ASSETS,
+    executor_def=dg.in_process_executor,
+    tags={SCOPE_TAG: "incremental"},
+    description="What changed since each entity's cursor, by the entity's incremental strategy.",
+)
+stock_sync = dg.define_asset_job(
+    "stock_sync",
+    selection=dg.AssetSelection.assets(["zoho", "item_stock"]),
+    executor_def=dg.in_process_executor,
+    tags={SCOPE_TAG: "incremental"},
+    description="Stock of items touched since the last run; the per-warehouse listing once a day.",
+)

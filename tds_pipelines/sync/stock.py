@@ -1,0 +1,127 @@
+"""Stock on hand per item and warehouse (`zoho/item_stock`).
+
+Zoho's budget cannot afford listing every warehouse every 15 minutes (ceil(N/200) calls per warehouse), so:
+- once a day the per-warehouse listing (`/items?warehouse_id=`) refreshes everything and tombstones the rest;
+- in between, only items touched since the last run (written products, or items on documents and
+  adjustments synced since then) are refreshed through `/itemdetails`, 100 ids a call.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select, union
+
+from tds_pipelines import settings
+from tds_pipelines.entities import ENTITIES
+from tds_pipelines.erp import state as sync_state
+from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, item_stock
+from tds_pipelines.erp.upsert import tombstone_missing, upsert_rows
+from tds_pipelines.sync.stats import SyncStats
+from tds_pipelines.sync.transform import item_stock_row_from_listing, item_stock_rows
+from tds_pipelines.zoho.client import ZohoClient
+from tds_pipelines.zoho.errors import BudgetShareExceeded
+
+STATE_KEY = "item_stock"
+WRITE_BATCH = 1000
+
+
+def touched_item_ids(engine: Engine, since: datetime) -> list[str]:
+    """Items written since `since`: products themselves, and items on line items of documents synced since."""
+    products = entity_tables["products"]
+    queries = [select(products.c.zoho_id.label("item_id")).where(products.c.synced_at >= since)]
+    for spec in ENTITIES:
+        for child in spec.children:
+            if child.field != "line_items":
+                continue
+            parent, lines = entity_tables[spec.name], child_tables_by_name[child.table]
+            queries.append(
+                select(lines.c.item_id)
+                .join(parent, parent.c.zoho_id == lines.c.parent_zoho_id)
+                .where(parent.c.synced_at >= since, lines.c.item_id.is_not(None))
+            )
+    with engine.connect() as conn:
+        return sorted({row.item_id for row in conn.execute(union(*queries))})
+
+
+def _listing_due(last_full: datetime | None, now: datetime) -> bool:
+    if last_full is None:
+        return True
+    tz = ZoneInfo(settings.timezone())
+    return last_full.astimezone(tz).date() < now.astimezone(tz).date()
+
+
+def sync_item_stock(
+    client: ZohoClient, engine: Engine, run_id: str | None = None, full: bool | None = None
+) -> SyncStats:
+    """Refresh stock per warehouse: the daily full listing when due (or `full`), else the touched items."""
+    started, calls_before = time.monotonic(), client.calls
+    now = datetime.now(UTC)
+    with engine.connect() as conn:
+        current = sync_state.read_state(conn, STATE_KEY)
+    if full is None:
+        full = current is None or current.cursor is None or _listing_due(current.last_full_sync_at, now)
+    stats = SyncStats(entity=STATE_KEY, scope="full" if full else "touched items")
+    try:
+        if full:
+            _list_every_warehouse(client, engine, now, stats)
+        else:
+            _refresh_touched(client, engine, current.cursor, now, stats)
+        stats.complete = True
+    except BudgetShareExceeded as exc:
+        stats.skipped_reason = str(exc)
+    stats.api_calls = client.calls - calls_before
+    stats.seconds = time.monotonic() - started
+    if stats.complete:
+        with engine.begin() as conn:
+            sync_state.advance_cursor(conn, STATE_KEY, now, run_id, stats.as_metadata(), full=full)
+    return stats
+
+
+def _list_every_warehouse(client: ZohoClient, engine: Engine, now: datetime, stats: SyncStats) -> None:
+    warehouses = [
+        record
+        for page in client.list_pages(
+            "inventory", "/settings/warehouses", "warehouses", {}, id_field="warehouse_id"
+        )
+        for record in page.records
+    ]
+    listed: set[str] = set()
+    for warehouse in warehouses:
+        warehouse_id = str(warehouse["warehouse_id"])
+        params = {"warehouse_id": warehouse_id, "filter_by": "Status.All"}
+        for page in client.list_pages("inventory", "/items", "items", params, id_field="item_id"):
+            stats.pages += 1
+            rows = [
+                item_stock_row_from_listing(item, warehouse_id, now, warehouse.get("warehouse_name"))
+                for item in page.records
+            ]
+            listed.update(row.zoho_id for row in rows)
+            _write(engine, rows, stats)
+    with engine.begin() as conn:
+        stats.tombstoned = tombstone_missing(conn, item_stock, listed)
+
+
+def _refresh_touched(
+    client: ZohoClient, engine: Engine, since: datetime, now: datetime, stats: SyncStats
+) -> None:
+    rows = []
+    for item in client.item_details(touched_item_ids(engine, since)):
+        rows.extend(item_stock_rows(item, now))
+        if len(rows) >= WRITE_BATCH:
+            _write(engine, rows, stats)
+            rows = []
+    _write(engine, rows, stats)
+
+
+def _write(engine: Engine, rows: list, stats: SyncStats) -> None:
+    stats.fetched += len(rows)
+    if not rows:
+        return
+    with engine.begin() as conn:
+        result = upsert_rows(conn, item_stock, rows)
+    stats.inserted += result.inserted
+    stats.updated += result.updated
+    stats.stale += result.stale

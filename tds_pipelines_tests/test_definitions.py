@@ -1,0 +1,151 @@
+"""The Dagster code location: what it defines, and the jobs run for real against the simulator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import select
+
+from tds_pipelines.definitions import build_defs, defs
+from tds_pipelines.entities import ENTITIES
+from tds_pipelines.erp.tables import entity_tables
+from tds_pipelines_tests.sync_fixtures import fresh_erp, row_count, simulator
+
+REPO = Path(__file__).resolve().parents[1]
+ENTITY_KEYS = {dg.AssetKey(spec.asset_key) for spec in ENTITIES} | {dg.AssetKey(["zoho", "item_stock"])}
+
+
+def test_every_entity_is_an_asset_and_the_jobs_and_schedules_exist():
+    graph = defs.resolve_asset_graph()
+    assert set(graph.get_all_asset_keys()) == ENTITY_KEYS
+    for name in ("full_sync", "incremental_sync", "stock_sync"):
+        assert defs.resolve_job_def(name).executor_def.name == "in_process"
+    partitioned = {key.path[-1] for key in ENTITY_KEYS if graph.get(key).partitions_def is not None}
+    assert partitioned == {"invoices", "sales_orders", "customer_payments", "bills", "credit_notes"}
+    schedules = {s.name: s for s in defs.schedules}
+    assert set(schedules) == {"daily_full_sync", "hourly_incremental_sync", "stock_sync_every_15_minutes"}
+    for schedule in schedules.values():
+        assert schedule.execution_timezone == os.environ.get("TDS_TIMEZONE", "Asia/Baghdad")
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedules["daily_full_sync"].cron_schedule == "0 2 * * *"
+
+
+def zoho_env(sim, database_url: str, schema: str | None = None) -> dict[str, str]:
+    env = {
+        "ZOHO_CLIENT_ID": "sim-client",
+        "ZOHO_CLIENT_SECRET": "sim-secret",
+        "ZOHO_REFRESH_TOKEN": "sim-refresh",
+        "ZOHO_ORGANIZATION_ID": "10234695",
+        "ZOHO_ACCOUNTS_URL": sim.url,
+        "ZOHO_API_URL": sim.url,
+        "TDS_DATABASE_URL": database_url,
+        "TDS_ZOHO_CALLS_PER_MINUTE": "1000000",
+    }
+    if schema:
+        env["TDS_DB_SCHEMA"] = schema
+    return env
+
+
+def materializations(instance: dg.DagsterInstance, key: list[str]) -> list:
+    records = instance.fetch_materializations(dg.AssetKey(key), limit=1000).records
+    return [r.asset_materialization for r in records]
+
+
+def test_full_sync_job_in_process_records_metadata_and_partitions(pg_server_url, monkeypatch):
+    _, observer, schema = fresh_erp(pg_server_url)
+    with simulator(records=25) as sim:
+        for name, value in zoho_env(sim, pg_server_url, schema).items():
+            monkeypatch.setenv(name, value)
+        instance = dg.DagsterInstance.ephemeral()
+        result = build_defs().resolve_job_def("full_sync").execute_in_process(instance=instance)
+    assert result.success
+    for spec in ENTITIES:
+        assert row_count(observer, entity_tables[spec.name]) > 0, spec.name
+        unpartitioned = [m for m in materializations(instance, spec.asset_key) if m.partition is None]
+        assert len(unpartitioned) == 1
+        metadata = unpartitioned[0].metadata
+        for figure in ("fetched", "inserted", "updated", "unchanged", "tombstoned", "api_calls", "seconds"):
+            assert figure in metadata, (spec.name, figure)
+        assert metadata["inserted"].value == row_count(observer, entity_tables[spec.name])
+    # The document months written by this unpartitioned run show as materialized partitions.
+    invoices = entity_tables["invoices"]
+    with observer.connect() as conn:
+        dates = set(conn.execute(select(invoices.c.date)).scalars())
+    months = {d.replace(day=1).isoformat() for d in dates if d.year >= 2020}
+    assert instance.get_materialized_partitions(dg.AssetKey(["zoho", "invoices"])) == months
+
+
+def test_partition_range_backfill_runs_as_one_run(pg_server_url, monkeypatch):
+    _, observer, schema = fresh_erp(pg_server_url)
+    with simulator(records=40) as sim:
+        for name, value in zoho_env(sim, pg_server_url, schema).items():
+            monkeypatch.setenv(name, value)
+        instance = dg.DagsterInstance.ephemeral()
+        job = dg.define_asset_job("invoices_backfill", selection=[dg.AssetKey(["zoho", "invoices"])])
+        backfill_defs = dg.Definitions.merge(build_defs(), dg.Definitions(jobs=[job]))
+        keys = ["2023-01-01", "2023-06-01"]
+        result = backfill_defs.resolve_job_def("invoices_backfill").execute_in_process(
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[1],
+            },
+        )
+    assert result.success
+    invoices = entity_tables["invoices"]
+    with observer.connect() as conn:
+        dates = list(conn.execute(select(invoices.c.date)).scalars())
+    assert dates and all("2023-01-01" <= d.isoformat() <= "2023-06-30" for d in dates)
+    materialized = instance.get_materialized_partitions(dg.AssetKey(["zoho", "invoices"]))
+    assert materialized == {f"2023-{m:02d}-01" for m in range(1, 7)}
+
+
+@pytest.mark.parametrize("instance_kind", ["sqlite", "postgres"])
+def test_dagster_job_execute_full_sync_from_the_shell(pg_server_url, tmp_path, instance_kind):
+    """`dagster job execute -m tds_pipelines.definitions -j full_sync` on both Dagster instance kinds."""
+    _, observer, schema = fresh_erp(pg_server_url)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = dict(os.environ)
+    if instance_kind == "postgres":
+        shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the production instance config
+        base, database = pg_server_url.rsplit("/", 1)
+        env |= {
+            "DAGSTER_PG_USERNAME": "postgres",
+            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_HOST": base.split("@")[-1].split(":")[0],
+            "DAGSTER_PG_DB": database,
+        }
+    else:
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with simulator(records=15) as sim:
+        env |= zoho_env(sim, pg_server_url, schema) | {"DAGSTER_HOME": str(home)}
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "job",
+                "execute",
+                "-m",
+                "tds_pipelines.definitions",
+                "-j",
+                "full_sync",
+            ],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "RUN_SUCCESS" in completed.stdout + completed.stderr
+    for spec in ENTITIES:
+        assert row_count(observer, entity_tables[spec.name]) > 0, spec.name
+    assert "sim-secret" not in completed.stdout + completed.stderr
