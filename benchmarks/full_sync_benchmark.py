@@ -50,7 +50,16 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=10_000)
     args = parser.parse_args()
     counts = {"products": args.products, "invoices": args.invoices}
-    sim_args = ["--records", "5", "--rate-limit-per-minute", "0", "--daily-limit", "0", "--concurrency-limit", "0"]
+    sim_args = [
+        "--records",
+        "5",
+        "--rate-limit-per-minute",
+        "0",
+        "--daily-limit",
+        "0",
+        "--concurrency-limit",
+        "0",
+    ]
     for name, n in counts.items():
         sim_args += ["--entity-records", f"{name}={n}"]
     print(f"full sync benchmark: {args.products} products, {args.invoices} invoices, simulator without limits")

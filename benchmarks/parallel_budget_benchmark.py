@@ -36,7 +36,14 @@ def run_syncs(url: str, schema: str, groups: list[list[str]]) -> float:
     started = time.monotonic()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "tds_pipelines.cli", "sync", "--full", *[a for e in group for a in ("--entity", e)]],
+            [
+                sys.executable,
+                "-m",
+                "tds_pipelines.cli",
+                "sync",
+                "--full",
+                *[a for e in group for a in ("--entity", e)],
+            ],
             env=env,
             stdout=subprocess.PIPE,
             text=True,

@@ -1,6 +1,5 @@
 """One asset per Zoho entity (`zoho/<name>`), built from the registry, plus `zoho/item_stock`."""
 
-
 from datetime import timedelta
 
 import dagster as dg
@@ -67,9 +66,7 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     )
     def _sync(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> dg.MaterializeResult:
         engine = erp.engine()
-        stats = sync_entity(
-            spec, zoho.client(engine, context.job_name), engine, run_scope(context), context.run_id
-        )
+        stats = sync_entity(spec, zoho.client(engine, context.job_name), engine, run_scope(context), context.run_id)
         record_touched_months(context, spec, stats)
         return report(context, stats)
 

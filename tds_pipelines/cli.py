@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 
@@ -18,9 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="the ERP schema").add_subparsers(dest="db_command", required=True)
-    db.add_parser("upgrade", help="create or migrate the ERP schema on TDS_DATABASE_URL").set_defaults(
-        func=_db_upgrade
-    )
+    db.add_parser("upgrade", help="create or migrate the ERP schema on TDS_DATABASE_URL").set_defaults(func=_db_upgrade)
 
     from tds_pipelines.simulator import cli as simulator_cli
 
@@ -55,41 +52,17 @@ def _db_upgrade(_args) -> int:
     return 0
 
 
-def zoho_client_from_env(engine, job: str):
-    """A Zoho client configured from the environment, as the Dagster resource is."""
-    from tds_pipelines.zoho.client import ZohoClient
-    from tds_pipelines.zoho.credentials import ZohoCredentials
-
-    missing = [
-        name
-        for name in ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_ORGANIZATION_ID")
-        if not os.environ.get(name)
-    ]
-    if missing:
-        raise SystemExit(f"tds: set {', '.join(missing)} (or run `tds demo`, which uses the simulator)")
-    credentials = ZohoCredentials(
-        client_id=os.environ["ZOHO_CLIENT_ID"],
-        client_secret=os.environ["ZOHO_CLIENT_SECRET"],
-        refresh_token=os.environ["ZOHO_REFRESH_TOKEN"],
-        organization_id=os.environ["ZOHO_ORGANIZATION_ID"],
-        data_center=os.environ.get("ZOHO_DATA_CENTER") or "com",
-        accounts_url=os.environ.get("ZOHO_ACCOUNTS_URL") or None,
-        api_url=os.environ.get("ZOHO_API_URL") or None,
-    )
-    per_minute = int(os.environ.get("TDS_ZOHO_CALLS_PER_MINUTE") or 100)
-    daily = os.environ.get("TDS_ZOHO_DAILY_LIMIT")
-    return ZohoClient(
-        credentials, engine, job=job, per_minute=per_minute, daily_limit=int(daily) if daily else None
-    )
-
-
 def _sync(args) -> int:
     from tds_pipelines.erp.db import make_engine
     from tds_pipelines.sync.engine import Scope, sync_entity
     from tds_pipelines.sync.stock import sync_item_stock
+    from tds_pipelines.zoho.client import ZohoClient
 
     engine = make_engine()
-    client = zoho_client_from_env(engine, "full_sync" if args.full else "incremental_sync")
+    try:
+        client = ZohoClient.from_env(engine, "full_sync" if args.full else "incremental_sync")
+    except ValueError as exc:
+        raise SystemExit(f"tds: {exc} (or run `tds demo`, which uses the simulator)") from None
     names = args.entity or [spec.name for spec in ENTITIES]
     scope = Scope("full" if args.full else "incremental")
     for name in names:
@@ -107,9 +80,7 @@ def collect_status(engine) -> dict:
 
     now = datetime.now(UTC)
     with engine.connect() as conn:
-        counts = dict(
-            conn.execute(select(sync_queue.c.status, func.count()).group_by(sync_queue.c.status)).all()
-        )
+        counts = dict(conn.execute(select(sync_queue.c.status, func.count()).group_by(sync_queue.c.status)).all())
         oldest = conn.execute(
             select(func.min(sync_queue.c.received_at)).where(sync_queue.c.status == "PENDING")
         ).scalar()
@@ -140,9 +111,7 @@ def _status(args) -> int:
         return 0
     print("queue:", ", ".join(f"{k} {v}" for k, v in sorted(report["queue"].items())) or "empty")
     print("dead letters:", report["dead_letters"])
-    print(
-        "oldest pending:", f"{report['oldest_pending_seconds']}s" if report["oldest_pending_seconds"] else "-"
-    )
+    print("oldest pending:", f"{report['oldest_pending_seconds']}s" if report["oldest_pending_seconds"] else "-")
     for name, state in report["entities"].items():
         last, full = state["last_sync_at"] or "-", state["last_full_sync_at"] or "-"
         print(f"{name:20} last sync {last}  last full {full}")

@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from tds_pipelines import settings
 from tds_pipelines.assets import entity_assets, item_stock
 from tds_pipelines.jobs import full_sync, incremental_sync, stock_sync
 from tds_pipelines.resources import ErpDatabase, ZohoApi
@@ -36,8 +37,9 @@ def build_defs() -> dg.Definitions:
                 data_center=_optional("ZOHO_DATA_CENTER") or "com",
                 accounts_url=_optional("ZOHO_ACCOUNTS_URL"),
                 api_url=_optional("ZOHO_API_URL"),
-                calls_per_minute=int(_optional("TDS_ZOHO_CALLS_PER_MINUTE") or 100),
-                daily_limit=int(daily) if (daily := _optional("TDS_ZOHO_DAILY_LIMIT")) else None,
+                calls_per_minute=settings.zoho_calls_per_minute(),
+                daily_limit=settings.zoho_daily_limit(),
+                api_shares=settings.zoho_api_shares(),
             ),
         },
     )

@@ -115,9 +115,7 @@ def run_demo(ui_port: int, simulator_port: int, records: int) -> int:
         )
         processes.append(dagster)
         print(f"\nTDS demo: Dagster UI at http://127.0.0.1:{ui_port}  (Zoho simulator at {simulator_url})")
-        print(
-            "Materialize the assets (or launch the full_sync job) to fill the ERP; Ctrl-C stops everything.\n"
-        )
+        print("Materialize the assets (or launch the full_sync job) to fill the ERP; Ctrl-C stops everything.\n")
         return dagster.wait()
     except KeyboardInterrupt:
         return 0

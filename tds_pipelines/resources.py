@@ -33,6 +33,9 @@ class ZohoApi(dg.ConfigurableResource):
     api_url: str | None = None
     calls_per_minute: int = Field(default=100, description="Zoho's per-minute limit, shared by every run")
     daily_limit: int | None = Field(default=None, description="The plan's daily quota; None: as Zoho reports")
+    api_shares: dict[str, float] | None = Field(
+        default=None, description="Fraction of the daily quota per job; None: the built-in shares"
+    )
 
     def client(self, engine: Engine, job: str) -> ZohoClient:
         credentials = ZohoCredentials(
@@ -45,5 +48,10 @@ class ZohoApi(dg.ConfigurableResource):
             api_url=self.api_url,
         )
         return ZohoClient(
-            credentials, engine, job=job, per_minute=self.calls_per_minute, daily_limit=self.daily_limit
+            credentials,
+            engine,
+            job=job,
+            per_minute=self.calls_per_minute,
+            daily_limit=self.daily_limit,
+            shares=self.api_shares,
         )

@@ -1,7 +1,8 @@
-"""Settings read from the environment (DESIGN §4). Secrets are not read here: resources take them via EnvVar."""
+"""Settings read from the environment (DESIGN §4). Secrets are not read here: resources use EnvVar."""
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import date
 from pathlib import Path
@@ -27,3 +28,20 @@ def timezone() -> str:
 
 def history_start() -> date:
     return date.fromisoformat(os.environ.get("TDS_HISTORY_START") or "2020-01-01").replace(day=1)
+
+
+def zoho_calls_per_minute() -> int:
+    """Zoho's per-minute limit, shared by every process of the organization."""
+    return int(os.environ.get("TDS_ZOHO_CALLS_PER_MINUTE") or 100)
+
+
+def zoho_daily_limit() -> int | None:
+    """The plan's daily quota; None: as Zoho's X-Rate-Limit-Limit header reports."""
+    value = os.environ.get("TDS_ZOHO_DAILY_LIMIT")
+    return int(value) if value else None
+
+
+def zoho_api_shares() -> dict[str, float] | None:
+    """Fractions of the daily quota per job (a JSON object); None: the built-in shares."""
+    value = os.environ.get("TDS_ZOHO_API_SHARES")
+    return {str(k): float(v) for k, v in json.loads(value).items()} if value else None

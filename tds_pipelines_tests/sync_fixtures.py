@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from contextlib import contextmanager
 from typing import NamedTuple
 
 import requests
 from sqlalchemy import Engine, create_engine, func, select, text
-from tds_pipelines.simulator.server import start_simulator
 
 from tds_pipelines.erp.db import make_engine, normalize_url
 from tds_pipelines.erp.migrate import upgrade
 from tds_pipelines.simulator.config import SimulatorConfig
+from tds_pipelines.simulator.server import start_simulator
 from tds_pipelines.zoho.client import ZohoClient
 from tds_pipelines.zoho.credentials import ZohoCredentials
 
@@ -45,6 +46,12 @@ def simulator(**overrides):
     config = SimulatorConfig(**{"rate_limit_per_minute": 0, "daily_limit": 0, "records": 30, **overrides})
     with start_simulator(config) as running:
         yield running
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def client_for(sim, engine, job: str = "test", per_minute: int = UNLIMITED, **kwargs) -> ZohoClient:

@@ -156,10 +156,7 @@ def test_partition_window_run_syncs_and_tombstones_only_its_months(sim, erp):
     assert stats.tombstoned == 1
     tombstoned = count_rows(observer, "zoho_invoices", "WHERE deleted_in_zoho_at IS NOT NULL")
     assert tombstoned == 1
-    assert (
-        count_rows(observer, "zoho_invoices", f"WHERE zoho_id = '{outside}' AND deleted_in_zoho_at IS NULL")
-        == 1
-    )
+    assert count_rows(observer, "zoho_invoices", f"WHERE zoho_id = '{outside}' AND deleted_in_zoho_at IS NULL") == 1
 
 
 def test_token_expiry_in_the_middle_of_a_sync(erp):

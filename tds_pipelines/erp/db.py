@@ -1,8 +1,11 @@
-"""Engines for the ERP store: PostgreSQL (in its own schema) for production, SQLite for the embedded default."""
+"""Engines for the ERP store: PostgreSQL (in its own schema) in production, SQLite for the demo default."""
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,23 +31,65 @@ def checked_schema(schema: str) -> str:
     return schema
 
 
-@lru_cache(maxsize=8)
+def _json_default(value):
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def json_dumps(value) -> str:
+    """JSON for the raw/payload columns: UTF-8 as is (Arabic stays readable), compact, no U+0000.
+
+    PostgreSQL's jsonb rejects the escape \\u0000, so NUL characters are dropped from strings and keys."""
+    text = _dumps(value)
+    return _dumps(_without_nul(value)) if "\\u0000" in text else text
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
 def make_engine(url: str | None = None, schema: str | None = None) -> Engine:
-    """An engine for `url` (default TDS_DATABASE_URL); on PostgreSQL every connection works in `schema`."""
+    """An engine for `url` (default TDS_DATABASE_URL); on PostgreSQL every connection works in `schema`.
+
+    One engine per resolved (url, schema): the defaults are read from the environment before the cache is
+    consulted, so a changed TDS_DB_SCHEMA never gets an engine bound to the old one."""
     url = normalize_url(url or settings.database_url())
     if url.startswith("sqlite"):
+        return _cached_engine(url, None)
+    return _cached_engine(url, checked_schema(schema or settings.db_schema()))
+
+
+@lru_cache(maxsize=8)
+def _cached_engine(url: str, schema: str | None) -> Engine:
+    if schema is None:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_dumps)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    schema = checked_schema(schema or settings.db_schema())
     return create_engine(
         url,
         pool_pre_ping=True,
+        json_serializer=json_dumps,
         connect_args={"options": f"-csearch_path={schema}", "application_name": "tds"},
     )
+
+
+make_engine.cache_clear = _cached_engine.cache_clear  # type: ignore[attr-defined]  # tests reset engines
 
 
 def is_postgres(engine: Engine) -> bool:

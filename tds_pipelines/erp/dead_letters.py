@@ -9,9 +9,7 @@ from sqlalchemy import Connection
 from tds_pipelines.erp.tables import sync_queue
 
 
-def keep_rejected_record(
-    conn: Connection, entity: str, zoho_id: str | None, record: dict, reason: str
-) -> int:
+def keep_rejected_record(conn: Connection, entity: str, zoho_id: str | None, record: dict, reason: str) -> int:
     """Store a record the sync could not apply as a DEAD_LETTER (event ``sync_rejected``); returns its id."""
     now = datetime.now(UTC)
     result = conn.execute(

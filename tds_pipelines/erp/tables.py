@@ -22,7 +22,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from tds_pipelines.entities import ENTITIES, ITEM_STOCK_COLUMNS, ITEM_STOCK_TABLE, ChildSpec, Col, child_tables
+from tds_pipelines.entities import (
+    ENTITIES,
+    ITEM_STOCK_COLUMNS,
+    ITEM_STOCK_TABLE,
+    ChildSpec,
+    Col,
+    child_tables,
+)
 
 metadata = MetaData()
 

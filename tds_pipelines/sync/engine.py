@@ -105,9 +105,7 @@ def sync_entity(
     listed_ids: set[str] = set()
     newest = cursor
     try:
-        for page in client.list_pages(
-            spec.api, spec.path, spec.list_key, plan.params, id_field=spec.id_field
-        ):
+        for page in client.list_pages(spec.api, spec.path, spec.list_key, plan.params, id_field=spec.id_field):
             stats.pages += 1
             stats.duplicates += page.duplicates
             summaries, reached_stop = _until_stop(spec, page.records, plan.stop_before)
@@ -136,15 +134,11 @@ def sync_entity(
                 stats.tombstoned = tombstone_missing(conn, table, listed_ids, window=window)
             if scope.kind != "window":
                 stats.seconds = time.monotonic() - started
-                sync_state.advance_cursor(
-                    conn, spec.name, newest, run_id, stats.as_metadata(), full=plan.full_scope
-                )
+                sync_state.advance_cursor(conn, spec.name, newest, run_id, stats.as_metadata(), full=plan.full_scope)
     return stats
 
 
-def _until_stop(
-    spec: EntitySpec, records: list[dict], stop_before: datetime | None
-) -> tuple[list[dict], bool]:
+def _until_stop(spec: EntitySpec, records: list[dict], stop_before: datetime | None) -> tuple[list[dict], bool]:
     """For sorted_stop listings: the records at or after the cursor, and whether older ones were reached."""
     if stop_before is None:
         return records, False

@@ -83,9 +83,7 @@ def sync_item_stock(
 def _list_every_warehouse(client: ZohoClient, engine: Engine, now: datetime, stats: SyncStats) -> None:
     warehouses = [
         record
-        for page in client.list_pages(
-            "inventory", "/settings/warehouses", "warehouses", {}, id_field="warehouse_id"
-        )
+        for page in client.list_pages("inventory", "/settings/warehouses", "warehouses", {}, id_field="warehouse_id")
         for record in page.records
     ]
     listed: set[str] = set()
@@ -104,9 +102,7 @@ def _list_every_warehouse(client: ZohoClient, engine: Engine, now: datetime, sta
         stats.tombstoned = tombstone_missing(conn, item_stock, listed)
 
 
-def _refresh_touched(
-    client: ZohoClient, engine: Engine, since: datetime, now: datetime, stats: SyncStats
-) -> None:
+def _refresh_touched(client: ZohoClient, engine: Engine, since: datetime, now: datetime, stats: SyncStats) -> None:
     rows = []
     for item in client.item_details(touched_item_ids(engine, since)):
         rows.extend(item_stock_rows(item, now))

@@ -1,0 +1,96 @@
+"""The sync cursor of each entity (``tds_sync_state``), read and advanced in the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, case, null, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tds_pipelines.erp.tables import sync_state
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """An entity's sync state. `cursor` is the newest version a finished listing saw (UTC)."""
+
+    entity: str
+    cursor: datetime | None
+    last_full_sync_at: datetime | None
+    last_sync_at: datetime | None
+    last_run_id: str | None
+    last_stats: dict[str, Any] | None
+    updated_at: datetime
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def read_state(conn: Connection, entity: str) -> SyncState | None:
+    """The entity's state, or None before its first sync. Timestamps are aware UTC on every database."""
+    row = conn.execute(select(sync_state).where(sync_state.c.entity == entity)).mappings().first()
+    if row is None:
+        return None
+    return SyncState(
+        entity=row["entity"],
+        cursor=_utc(row["cursor"]),
+        last_full_sync_at=_utc(row["last_full_sync_at"]),
+        last_sync_at=_utc(row["last_sync_at"]),
+        last_run_id=row["last_run_id"],
+        last_stats=row["last_stats"],
+        updated_at=_utc(row["updated_at"]),
+    )
+
+
+def advance_cursor(
+    conn: Connection,
+    entity: str,
+    cursor: datetime | None,
+    run_id: str | None,
+    stats: dict[str, Any] | None,
+    full: bool,
+    now: datetime | None = None,
+) -> SyncState:
+    """Move the entity's cursor to `cursor` unless it already stands later; never commits.
+
+    The cursor never moves backwards (an older or None `cursor` keeps the stored one). `stats` are the
+    figures of a finished sync: given, they are stored with ``last_sync_at = now`` (and ``last_full_sync_at``
+    when `full`); a per-page advance passes None and touches only the cursor, run id and ``updated_at``."""
+    now = _utc(now) or datetime.now(UTC)
+    cursor = _utc(cursor)
+    finished = stats is not None
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sync_state)
+    insert = insert.values(
+        entity=entity,
+        cursor=cursor,
+        last_full_sync_at=now if full and finished else None,
+        last_sync_at=now if finished else None,
+        last_run_id=run_id,
+        last_stats=stats if finished else null(),
+        updated_at=now,
+    )
+    stored, offered = sync_state.c.cursor, insert.excluded.cursor
+    updates: dict[str, Any] = {
+        "cursor": case(
+            (offered.is_(None), stored),
+            ((stored.is_(None)) | (offered > stored), offered),
+            else_=stored,
+        ),
+        "updated_at": insert.excluded.updated_at,
+    }
+    if run_id is not None:
+        updates["last_run_id"] = insert.excluded.last_run_id
+    if finished:
+        updates["last_sync_at"] = insert.excluded.last_sync_at
+        updates["last_stats"] = insert.excluded.last_stats
+        if full:
+            updates["last_full_sync_at"] = insert.excluded.last_full_sync_at
+    conn.execute(insert.on_conflict_do_update(index_elements=[sync_state.c.entity], set_=updates))
+    state = read_state(conn, entity)
+    assert state is not None
+    return state

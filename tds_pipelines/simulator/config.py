@@ -1,0 +1,60 @@
+"""The simulator's settings: one dataclass, from keyword arguments or from the `tds simulator` flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Iraq: the simulated organization's zone, written the way Zoho writes offsets (no colon).
+ORG_UTC_OFFSET_SECONDS = 3 * 3600
+ORG_UTC_OFFSET = "+0300"
+
+
+@dataclass
+class SimulatorConfig:
+    """Everything that shapes the simulated Zoho organization and its limits.
+
+    Limits set to 0 mean unlimited. Defaults are Zoho's own (a paid plan): the simulator must never be
+    gentler than Zoho unless a test asks for it explicitly."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: pick a free port
+    fixtures_dir: Path | str | None = None
+    records: int = 50  # generated records per entity
+    entity_records: dict[str, int] = field(default_factory=dict)  # by TDS entity name; overrides `records`
+    seed: int = 20240318
+
+    rate_limit_per_minute: int = 100
+    daily_limit: int = 10000
+    concurrency_limit: int = 10
+    fault_rate: float = 0.0  # probability that an API call gets a random fault (of fault_kinds)
+    fault_seed: int | None = None  # random faults are reproducible when set
+    fault_kinds: tuple[str, ...] = ("500", "503", "malformed")  # what random faults draw from
+    random_timeout_seconds: float = 35.0  # delay of a random "timeout" fault, when fault_kinds has it
+
+    webhook_url: str | None = None
+    webhook_token: str | None = None  # sent as X-TDS-Token
+    webhook_secret: str | None = None  # signs with X-Zoho-Webhook-Signature
+    webhook_timeout_seconds: float = 5.0
+
+    client_id: str = "sim-client"
+    client_secret: str = "sim-secret"
+    refresh_token: str = "sim-refresh"
+    organization_id: str = "10234695"
+
+    token_lifetime_seconds: int = 3600
+    refresh_limit: int = 10  # access tokens per refresh token per window
+    refresh_window_seconds: int = 600
+    refresh_block_seconds: int = 900  # how long Zoho keeps refusing once the limit is passed
+    refresh_denied_status: int = 200  # Zoho answers "Access Denied" with 200 (sometimes 400)
+
+    # Whether the credit-note list honours last_modified_time (unconfirmed at Zoho: both are producible).
+    creditnotes_modified_filter: bool = True
+    itemdetails_max_ids: int = 100
+    max_timeout_fault_seconds: float = 120.0
+
+    def records_for(self, entity: str, default: int | None = None) -> int:
+        """How many records to generate for a TDS entity name."""
+        if entity in self.entity_records:
+            return max(0, int(self.entity_records[entity]))
+        return self.records if default is None else default
