@@ -15,18 +15,13 @@ from sqlalchemy import create_engine, text
 
 from tds_pipelines.erp.db import make_engine, normalize_url
 from tds_pipelines.erp.migrate import upgrade
+from tds_pipelines.simulator.config import client_environment
 from tds_pipelines.zoho.client import ZohoClient
 from tds_pipelines.zoho.credentials import ZohoCredentials
 
 DATABASE_URL = normalize_url(
     os.environ.get("TDS_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 )
-SIM_CREDENTIALS = {
-    "ZOHO_CLIENT_ID": "sim-client",
-    "ZOHO_CLIENT_SECRET": "sim-secret",
-    "ZOHO_REFRESH_TOKEN": "sim-refresh",
-    "ZOHO_ORGANIZATION_ID": "10234695",
-}
 
 
 def free_port() -> int:
@@ -76,15 +71,7 @@ def throwaway_schema():
 
 
 def simulator_client(url: str, engine, job: str, per_minute: int) -> ZohoClient:
-    credentials = ZohoCredentials(
-        client_id="sim-client",
-        client_secret="sim-secret",
-        refresh_token="sim-refresh",
-        organization_id="10234695",
-        accounts_url=url,
-        api_url=url,
-    )
-    return ZohoClient(credentials, engine, job=job, per_minute=per_minute)
+    return ZohoClient(ZohoCredentials.from_env(client_environment(url)), engine, job=job, per_minute=per_minute)
 
 
 def stats(url: str) -> dict:

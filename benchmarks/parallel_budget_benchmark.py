@@ -18,17 +18,17 @@ import sys
 import time
 
 import requests
-from _common import DATABASE_URL, SIM_CREDENTIALS, simulator_process, stats, throwaway_schema
+from _common import DATABASE_URL, simulator_process, stats, throwaway_schema
+
+from tds_pipelines.simulator.config import client_environment
 
 LIMIT = 100
 ENTITIES = ("invoices", "bills", "sales_orders")
 
 
 def run_syncs(url: str, schema: str, groups: list[list[str]]) -> float:
-    env = dict(os.environ) | SIM_CREDENTIALS
+    env = dict(os.environ) | client_environment(url)
     env |= {
-        "ZOHO_ACCOUNTS_URL": url,
-        "ZOHO_API_URL": url,
         "TDS_DATABASE_URL": DATABASE_URL,
         "TDS_DB_SCHEMA": schema,
         "TDS_ZOHO_CALLS_PER_MINUTE": str(LIMIT),

@@ -17,6 +17,7 @@ import requests
 
 from tds_pipelines import settings
 from tds_pipelines.erp.migrate import upgrade
+from tds_pipelines.simulator.config import client_environment
 
 DEMO_INSTANCE_YAML = """\
 # The demo's Dagster instance: SQLite storage under this folder (made by `tds demo`, kept across restarts).
@@ -28,12 +29,6 @@ run_queue:
   # SQLite is demo-grade: concurrent runs can hit "database is locked".
   max_concurrent_runs: 1
 """
-SIMULATOR_CREDENTIALS = {
-    "ZOHO_CLIENT_ID": "sim-client",
-    "ZOHO_CLIENT_SECRET": "sim-secret",
-    "ZOHO_REFRESH_TOKEN": "sim-refresh",
-    "ZOHO_ORGANIZATION_ID": "10234695",
-}
 DEMO_CALLS_PER_MINUTE = 1000  # the demo's simulator allows more than Zoho so a first sync takes seconds
 
 
@@ -48,18 +43,15 @@ def prepare_instance(home: Path) -> Path:
 
 
 def demo_environment(home: Path, simulator_url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(SIMULATOR_CREDENTIALS)
-    env.update(
-        {
+    return (
+        dict(os.environ)
+        | client_environment(simulator_url)
+        | {
             "DAGSTER_HOME": str(prepare_instance(home)),
             "TDS_DATABASE_URL": settings.database_url(),
-            "ZOHO_ACCOUNTS_URL": simulator_url,
-            "ZOHO_API_URL": simulator_url,
             "TDS_ZOHO_CALLS_PER_MINUTE": str(DEMO_CALLS_PER_MINUTE),
         }
     )
-    return env
 
 
 def wait_for(url: str, process: subprocess.Popen, seconds: float) -> None:

@@ -132,6 +132,26 @@ _DOCUMENT_COLUMNS = (
     Col("created_time", "timestamp"),
 )
 
+
+def _document(name: str, path: str, singular: str, number: str, party: str, extra: tuple[Col, ...]) -> EntitySpec:
+    """A Books document (invoice, sales order, bill, credit note): changed-since filter, monthly partitions by
+    document date, line items only on the GET."""
+    return EntitySpec(
+        name=name,
+        api="books",
+        path=path,
+        list_key=path.strip("/"),
+        get_key=singular,
+        id_field=f"{singular}_id",
+        strategy="modified_since",
+        date_field="date",
+        status_all=True,
+        needs_detail=True,
+        columns=(Col(number), Col(f"{party}_id"), Col(f"{party}_name"), *extra, *_DOCUMENT_COLUMNS),
+        children=(_line_items(f"zoho_{name[:-1]}_line_items"),),
+    )
+
+
 ENTITIES: tuple[EntitySpec, ...] = (
     EntitySpec(
         name="products",
@@ -187,48 +207,21 @@ ENTITIES: tuple[EntitySpec, ...] = (
         columns=_CONTACT_COLUMNS,
         children=(_CONTACT_PERSONS,),
     ),
-    EntitySpec(
-        name="invoices",
-        api="books",
-        path="/invoices",
-        list_key="invoices",
-        get_key="invoice",
-        id_field="invoice_id",
-        strategy="modified_since",
-        date_field="date",
-        status_all=True,
-        needs_detail=True,
-        columns=(
-            Col("invoice_number"),
-            Col("customer_id"),
-            Col("customer_name"),
-            Col("due_date", "date"),
-            Col("balance", "numeric"),
-            Col("salesperson_id"),
-            *_DOCUMENT_COLUMNS,
-        ),
-        children=(_line_items("zoho_invoice_line_items"),),
+    _document(
+        "invoices",
+        "/invoices",
+        "invoice",
+        "invoice_number",
+        "customer",
+        extra=(Col("due_date", "date"), Col("balance", "numeric"), Col("salesperson_id")),
     ),
-    EntitySpec(
-        name="sales_orders",
-        api="books",
-        path="/salesorders",
-        list_key="salesorders",
-        get_key="salesorder",
-        id_field="salesorder_id",
-        strategy="modified_since",
-        date_field="date",
-        status_all=True,
-        needs_detail=True,
-        columns=(
-            Col("salesorder_number"),
-            Col("customer_id"),
-            Col("customer_name"),
-            Col("shipment_date", "date"),
-            Col("salesperson_id"),
-            *_DOCUMENT_COLUMNS,
-        ),
-        children=(_line_items("zoho_sales_order_line_items"),),
+    _document(
+        "sales_orders",
+        "/salesorders",
+        "salesorder",
+        "salesorder_number",
+        "customer",
+        extra=(Col("shipment_date", "date"), Col("salesperson_id")),
     ),
     EntitySpec(
         name="customer_payments",
@@ -268,46 +261,16 @@ ENTITIES: tuple[EntitySpec, ...] = (
             ),
         ),
     ),
-    EntitySpec(
-        name="bills",
-        api="books",
-        path="/bills",
-        list_key="bills",
-        get_key="bill",
-        id_field="bill_id",
-        strategy="modified_since",
-        date_field="date",
-        status_all=True,
-        needs_detail=True,
-        columns=(
-            Col("bill_number"),
-            Col("vendor_id"),
-            Col("vendor_name"),
-            Col("due_date", "date"),
-            Col("balance", "numeric"),
-            *_DOCUMENT_COLUMNS,
-        ),
-        children=(_line_items("zoho_bill_line_items"),),
+    _document(
+        "bills", "/bills", "bill", "bill_number", "vendor", extra=(Col("due_date", "date"), Col("balance", "numeric"))
     ),
-    EntitySpec(
-        name="credit_notes",
-        api="books",
-        path="/creditnotes",
-        list_key="creditnotes",
-        get_key="creditnote",
-        id_field="creditnote_id",
-        strategy="modified_since",
-        date_field="date",
-        status_all=True,
-        needs_detail=True,
-        columns=(
-            Col("creditnote_number"),
-            Col("customer_id"),
-            Col("customer_name"),
-            Col("balance", "numeric"),
-            *_DOCUMENT_COLUMNS,
-        ),
-        children=(_line_items("zoho_credit_note_line_items"),),
+    _document(
+        "credit_notes",
+        "/creditnotes",
+        "creditnote",
+        "creditnote_number",
+        "customer",
+        extra=(Col("balance", "numeric"),),
     ),
     EntitySpec(
         name="stock_adjustments",

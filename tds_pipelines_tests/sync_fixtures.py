@@ -12,10 +12,10 @@ from sqlalchemy import Engine, create_engine, func, select, text
 
 from tds_pipelines.erp.db import make_engine, normalize_url
 from tds_pipelines.erp.migrate import upgrade
-from tds_pipelines.simulator.config import SimulatorConfig
-from tds_pipelines.simulator.server import start_simulator
+from tds_pipelines.simulator.config import client_environment
 from tds_pipelines.zoho.client import ZohoClient
 from tds_pipelines.zoho.credentials import ZohoCredentials
+from tds_pipelines_tests.simulator_fixtures import running_simulator
 
 UNLIMITED = 1_000_000  # calls a minute: the client's budget when the simulator has no limit
 
@@ -43,9 +43,8 @@ def fresh_erp(url: str) -> Erp:
 @contextmanager
 def simulator(**overrides):
     """A simulator on a free port; unlimited rate unless a test sets limits."""
-    config = SimulatorConfig(**{"rate_limit_per_minute": 0, "daily_limit": 0, "records": 30, **overrides})
-    with start_simulator(config) as running:
-        yield running
+    with running_simulator(**{"rate_limit_per_minute": 0, "daily_limit": 0, "records": 30, **overrides}) as sim:
+        yield sim
 
 
 def free_port() -> int:
@@ -55,14 +54,7 @@ def free_port() -> int:
 
 
 def client_for(sim, engine, job: str = "test", per_minute: int = UNLIMITED, **kwargs) -> ZohoClient:
-    credentials = ZohoCredentials(
-        client_id="sim-client",
-        client_secret="sim-secret",
-        refresh_token="sim-refresh",
-        organization_id="10234695",
-        accounts_url=sim.url,
-        api_url=sim.url,
-    )
+    credentials = ZohoCredentials.from_env(client_environment(sim.url))
     return ZohoClient(credentials, engine, job=job, per_minute=per_minute, **kwargs)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from tds_pipelines.definitions import build_defs, defs
 from tds_pipelines.entities import ENTITIES
 from tds_pipelines.erp.tables import entity_tables
+from tds_pipelines.simulator.config import client_environment
 from tds_pipelines_tests.sync_fixtures import fresh_erp, row_count, simulator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,19 +38,8 @@ def test_every_entity_is_an_asset_and_the_jobs_and_schedules_exist():
 
 
 def zoho_env(sim, database_url: str, schema: str | None = None) -> dict[str, str]:
-    env = {
-        "ZOHO_CLIENT_ID": "sim-client",
-        "ZOHO_CLIENT_SECRET": "sim-secret",
-        "ZOHO_REFRESH_TOKEN": "sim-refresh",
-        "ZOHO_ORGANIZATION_ID": "10234695",
-        "ZOHO_ACCOUNTS_URL": sim.url,
-        "ZOHO_API_URL": sim.url,
-        "TDS_DATABASE_URL": database_url,
-        "TDS_ZOHO_CALLS_PER_MINUTE": "1000000",
-    }
-    if schema:
-        env["TDS_DB_SCHEMA"] = schema
-    return env
+    env = client_environment(sim.url) | {"TDS_DATABASE_URL": database_url, "TDS_ZOHO_CALLS_PER_MINUTE": "1000000"}
+    return env | ({"TDS_DB_SCHEMA": schema} if schema else {})
 
 
 def materializations(instance: dg.DagsterInstance, key: list[str]) -> list:
@@ -107,7 +97,7 @@ def test_partition_range_backfill_runs_as_one_run(pg_server_url, monkeypatch):
 
 
 @pytest.mark.parametrize("instance_kind", ["sqlite", "postgres"])
-def test_dagster_job_execute_full_sync_from_the_shell(pg_server_url, tmp_path, instance_kind):
+def test_dagster_job_execute_full_sync_from_the_shell(pg_server_url, tmp_path, instance_kind, request):
     """`dagster job execute -m tds_pipelines.definitions -j full_sync` on both Dagster instance kinds."""
     _, observer, schema = fresh_erp(pg_server_url)
     home = tmp_path / "dagster_home"
@@ -115,7 +105,7 @@ def test_dagster_job_execute_full_sync_from_the_shell(pg_server_url, tmp_path, i
     env = dict(os.environ)
     if instance_kind == "postgres":
         shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the production instance config
-        base, database = pg_server_url.rsplit("/", 1)
+        base, database = request.getfixturevalue("pg_dagster_url").rsplit("/", 1)
         env |= {
             "DAGSTER_PG_USERNAME": "postgres",
             "DAGSTER_PG_PASSWORD": "",

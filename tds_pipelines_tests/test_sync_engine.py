@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import json
 import threading
 import time
 from datetime import date
@@ -219,3 +220,28 @@ def test_sqlite_smoke_full_and_incremental(sim, tmp_path):
         assert stats.complete and row_count(observer, entity_tables[name]) == len(zoho_ids(client, spec))
         assert sync_entity(spec, client, engine, INCREMENTAL).inserted == 0
     assert sync_item_stock(client, engine, full=True).inserted > 0
+
+
+def test_bad_records_from_fixtures_are_kept_with_their_reasons(erp, tmp_path):
+    """A page mixing good and bad records: the good ones land, each bad one is a dead letter naming it."""
+    engine, observer = erp
+    good = {
+        "invoice_id": "900000000000001",
+        "invoice_number": "INV-1",
+        "date": "2024-05-02",
+        "total": 10,
+        "last_modified_time": "2024-05-02T10:00:00+0300",
+        "line_items": [],
+    }
+    bad_version = {**good, "invoice_id": "900000000000002", "last_modified_time": "yesterday-ish"}
+    too_large = {**good, "invoice_id": "900000000000003", "total": "1" + "0" * 25}
+    (tmp_path / "invoices.json").write_text(json.dumps([good, bad_version, too_large]))
+    with simulator(fixtures_dir=str(tmp_path), records=3) as sim:
+        stats = sync_entity(entity("invoices"), client_for(sim, engine), engine, FULL)
+    assert stats.complete and (stats.inserted, stats.rejected) == (1, 2)
+    with observer.connect() as conn:
+        query = select(sync_queue.c.zoho_id, sync_queue.c.last_error).where(sync_queue.c.entity == "invoices")
+        letters = {row.zoho_id: row.last_error for row in conn.execute(query)}
+    assert set(letters) == {"900000000000002", "900000000000003"}
+    assert "last_modified_time" in letters["900000000000002"] and "total" in letters["900000000000003"]
+    assert count_rows(observer, "zoho_invoices", "WHERE zoho_id = '900000000000001'") == 1

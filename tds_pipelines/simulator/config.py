@@ -58,3 +58,16 @@ class SimulatorConfig:
         if entity in self.entity_records:
             return max(0, int(self.entity_records[entity]))
         return self.records if default is None else default
+
+
+def client_environment(url: str, config: SimulatorConfig | None = None) -> dict[str, str]:
+    """The ZOHO_* variables that point a TDS client (the Dagster resource, `tds sync`) at a simulator at `url`."""
+    config = config or SimulatorConfig()
+    return {
+        "ZOHO_CLIENT_ID": config.client_id,
+        "ZOHO_CLIENT_SECRET": config.client_secret,
+        "ZOHO_REFRESH_TOKEN": config.refresh_token,
+        "ZOHO_ORGANIZATION_ID": config.organization_id,
+        "ZOHO_ACCOUNTS_URL": url,
+        "ZOHO_API_URL": url,
+    }

@@ -108,11 +108,12 @@ def sync_entity(
         for page in client.list_pages(spec.api, spec.path, spec.list_key, plan.params, id_field=spec.id_field):
             stats.pages += 1
             stats.duplicates += page.duplicates
-            summaries, reached_stop = _until_stop(spec, page.records, plan.stop_before)
+            summaries = _with_ids(spec, engine, page.records, stats)
+            summaries, reached_stop = _until_stop(spec, summaries, plan.stop_before)
             stats.fetched += len(summaries)
             listed_ids.update(str(s[spec.id_field]) for s in summaries)
             rows = _changed_rows(spec, client, engine, summaries, synced_at, stats)
-            page_newest = max((v for s in summaries if (v := record_version(spec, s))), default=None)
+            page_newest = max(filter(None, (_version_or_none(spec, s) for s in summaries)), default=None)
             newest = max(filter(None, (newest, page_newest)), default=None)
             with engine.begin() as conn:
                 _write(conn, spec, table, rows, stats)
@@ -138,11 +139,38 @@ def sync_entity(
     return stats
 
 
+def _version_or_none(spec: EntitySpec, record: dict) -> datetime | None:
+    """The record's version; None where it cannot be read (to_row then rejects the record with its reason)."""
+    try:
+        return record_version(spec, record)
+    except RecordError:
+        return None
+
+
+def _reject(engine: Engine, spec: EntitySpec, zoho_id: str | None, record: dict, reason: str, stats: SyncStats) -> None:
+    stats.rejected += 1
+    stats.errors.append(reason)
+    with engine.begin() as conn:
+        keep_rejected_record(conn, spec.name, zoho_id, record, reason)
+
+
+def _with_ids(spec: EntitySpec, engine: Engine, records: list[dict], stats: SyncStats) -> list[dict]:
+    """The records that carry their id; the others are kept as dead letters."""
+    kept = []
+    for record in records:
+        if isinstance(record, dict) and record.get(spec.id_field) not in (None, ""):
+            kept.append(record)
+        else:
+            reason = f"{spec.name} record without {spec.id_field} in the list answer"
+            _reject(engine, spec, None, record if isinstance(record, dict) else {"value": record}, reason, stats)
+    return kept
+
+
 def _until_stop(spec: EntitySpec, records: list[dict], stop_before: datetime | None) -> tuple[list[dict], bool]:
     """For sorted_stop listings: the records at or after the cursor, and whether older ones were reached."""
     if stop_before is None:
         return records, False
-    kept = [r for r in records if (v := record_version(spec, r)) is None or v >= stop_before]
+    kept = [r for r in records if (v := _version_or_none(spec, r)) is None or v >= stop_before]
     return kept, len(kept) < len(records)
 
 
@@ -175,10 +203,7 @@ def _changed_rows(
         try:
             rows.append(to_row(spec, record, synced_at, summary=summary))
         except RecordError as exc:
-            stats.rejected += 1
-            stats.errors.append(str(exc))
-            with engine.begin() as conn:
-                keep_rejected_record(conn, spec.name, zoho_id, record, str(exc))
+            _reject(engine, spec, zoho_id, record, str(exc), stats)
     return rows
 
 
@@ -186,7 +211,7 @@ def _is_changed(spec: EntitySpec, summary: dict, known) -> bool:
     """Changed unless the ERP holds this version (unversioned: this summary hash), not tombstoned."""
     if known is None or known.tombstoned:
         return True
-    version = record_version(spec, summary)
+    version = _version_or_none(spec, summary)
     if version is not None and "last_modified_time" in summary and known.version is not None:
         return version > known.version
     return summary_hash(summary) != known.summary_hash
