@@ -169,7 +169,12 @@ def test_credentials_from_env_and_never_show_secrets(monkeypatch):
     monkeypatch.setenv("ZOHO_API_URL", "http://127.0.0.1:2")
     c = ZohoCredentials.from_env()
     assert (c.data_center, c.accounts_url, c.api_url) == ("ca", "http://127.0.0.1:1", "http://127.0.0.1:2")
-    for text in (repr(c), str(c), f"{c}", repr(AccessToken("1000.access.xyz", None, datetime.now(UTC)))):
+    for text in (
+        repr(c),
+        str(c),
+        f"{c}",
+        repr(AccessToken("1000.access.xyz", None, datetime.now(UTC), datetime.now(UTC))),
+    ):
         no_secret_in(text, "top-secret-123", "1000.refresh.abc", "1000.access.xyz")
     assert len(c.cache_key) == 64 and "1000.refresh.abc" not in c.cache_key
 

@@ -60,7 +60,9 @@ class DataGenerator:
             return format_ts(created), None
         r = rng.random()
         modified = created + (rng.randint(0, 900) if r < 0.55 else rng.randint(3600, 420 * _DAY))
-        return format_ts(created), format_ts(min(modified, self.end))
+        if modified > self.end:  # spread over the past, not piled on one instant
+            modified = rng.randint(created, self.end) if created < self.end else self.end
+        return format_ts(created), format_ts(modified)
 
     def _blank_number(self, value: float | int, share: float = 0.03) -> float | int | str:
         return "" if self.rng.random() < share else value

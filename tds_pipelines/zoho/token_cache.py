@@ -43,6 +43,7 @@ class AccessToken:
     token: str = field(repr=False)
     api_domain: str | None
     expires_at: datetime
+    refresh_after: datetime  # refreshed a little before it expires
 
     def __repr__(self) -> str:
         return f"AccessToken(token='***', api_domain={self.api_domain!r}, expires_at={self.expires_at!r})"
@@ -72,16 +73,21 @@ class TokenCache:
         self.attempts = max(1, attempts)
         self.key = credentials.cache_key
         self.refreshes = 0  # refreshes this instance made itself
+        self._held: AccessToken | None = None
 
     def get(self) -> AccessToken:
         """A token valid for a while yet: the cached one, else a fresh one (refreshed under the row lock).
 
         Raises ZohoRefreshThrottled while a refresh throttle block holds, ZohoAuthError for bad
         credentials."""
+        # The token this process last saw stays good until its refresh margin: no database read per call.
+        if self._held is not None and self._held.refresh_after > utcnow():
+            return self._held
         with self.engine.connect() as conn:
             row = conn.execute(select(oauth_tokens).where(oauth_tokens.c.cache_key == self.key)).first()
         token = self._usable(row)
         if token:
+            self._held = token
             return token
         self._raise_if_blocked(row)
 
@@ -117,11 +123,13 @@ class TokenCache:
                 )
         if throttled is not None:
             raise throttled
+        self._held = token
         return token
 
     def invalidate(self, token: str) -> bool:
         """Forget `token` after Zoho refused it (401 code 57), unless the cache already holds a newer one:
         N processes refused at once cause one refresh. True when this call cleared it."""
+        self._held = None
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(oauth_tokens)
@@ -135,13 +143,16 @@ class TokenCache:
             return None
         expires_at = as_utc(row.expires_at)
         refreshed_at = as_utc(row.refreshed_at)
-        # Refresh a little early, but never more than a tenth of the lifetime early (short-lived test tokens).
-        margin = self.margin_seconds
-        if refreshed_at is not None:
-            margin = min(margin, (expires_at - refreshed_at).total_seconds() / 10)
-        if utcnow() >= expires_at - timedelta(seconds=margin):
+        lifetime = (expires_at - refreshed_at).total_seconds() if refreshed_at is not None else None
+        refresh_after = self._refresh_after(expires_at, lifetime)
+        if utcnow() >= refresh_after:
             return None
-        return AccessToken(row.access_token, row.api_domain, expires_at)
+        return AccessToken(row.access_token, row.api_domain, expires_at, refresh_after)
+
+    def _refresh_after(self, expires_at: datetime, lifetime_seconds: float | None) -> datetime:
+        """Refresh a little early, but never more than a tenth of the lifetime early (short-lived test tokens)."""
+        margin = self.margin_seconds if lifetime_seconds is None else min(self.margin_seconds, lifetime_seconds / 10)
+        return expires_at - timedelta(seconds=margin)
 
     def _raise_if_blocked(self, row) -> None:
         blocked_until = as_utc(row.blocked_until) if row is not None else None
@@ -193,7 +204,9 @@ class TokenCache:
         self.refreshes += 1
         expires_at = utcnow() + timedelta(seconds=expires_in)
         log.info("refreshed the Zoho access token of client %s (valid %.0f s)", creds.client_id, expires_in)
-        return AccessToken(str(access_token), body.get("api_domain") or None, expires_at)
+        return AccessToken(
+            str(access_token), body.get("api_domain") or None, expires_at, self._refresh_after(expires_at, expires_in)
+        )
 
     def _raise_refresh_error(self, error: str, body: dict, status: int) -> None:
         path = "/oauth/v2/token"
