@@ -28,15 +28,18 @@ LOCK_TIMEOUT_SECONDS = 180
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine, durable: bool = True) -> Iterator[Connection]:
     """A transaction that may take row locks: plain BEGIN on PostgreSQL (rows are locked with
     ``SELECT ... FOR UPDATE``; a lock wait is bounded by LOCK_TIMEOUT_SECONDS), ``BEGIN IMMEDIATE`` on
     SQLite so the database write lock is taken up front and concurrent processes queue instead of failing on
-    lock upgrade (bounded by the engine's busy timeout)."""
+    lock upgrade (bounded by the engine's busy timeout). `durable=False` skips the WAL flush at commit on
+    PostgreSQL: for bookkeeping whose last milliseconds may be lost in a crash (the call log), not for data."""
     with engine.connect() as conn:
         if is_postgres(engine):
             with conn.begin():
                 conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+                if not durable:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 yield conn
             return
         conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -129,7 +129,7 @@ class RateBudget:
 
     def _try_acquire(self) -> float | None:
         """Insert this call if the window has room (None), else the seconds to wait before trying again."""
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, durable=False) as conn:
             row = self._locked_row(conn)
             now = utcnow()
             blocked_until = as_utc(row.blocked_until)
@@ -161,14 +161,17 @@ class RateBudget:
             return None
 
     def _locked_row(self, conn):
-        insert_ignore(
-            conn,
-            rate_budget,
-            {"organization_id": self.organization_id, "per_minute": self.per_minute, "updated_at": utcnow()},
-        )
-        return conn.execute(
-            select(rate_budget).where(rate_budget.c.organization_id == self.organization_id).with_for_update()
-        ).one()
+        """The organization's budget row, locked; created on first use."""
+        query = select(rate_budget).where(rate_budget.c.organization_id == self.organization_id).with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            insert_ignore(
+                conn,
+                rate_budget,
+                {"organization_id": self.organization_id, "per_minute": self.per_minute, "updated_at": utcnow()},
+            )
+            row = conn.execute(query).one()
+        return row
 
     # -- daily shares ----------------------------------------------------------------------------------
 
@@ -259,7 +262,7 @@ class RateBudget:
     def block_quota(self, reset_at: datetime | None = None) -> datetime:
         """Record that the daily quota is spent (code 45): no process calls before `reset_at` (default:
         the reset Zoho last reported, else the next midnight in TDS_TIMEZONE). Returns the reset time."""
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, durable=False) as conn:
             row = self._locked_row(conn)
             now = utcnow()
             if reset_at is None:
@@ -284,7 +287,7 @@ class RateBudget:
 
     def block_per_minute(self, seconds: float = 60.0) -> datetime:
         """Record a per-minute breach (code 44): every process waits `seconds` before its next call."""
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, durable=False) as conn:
             row = self._locked_row(conn)
             now = utcnow()
             until = now + timedelta(seconds=seconds)
