@@ -88,6 +88,7 @@ def run_demo(ui_port: int, simulator_port: int, records: int) -> int:
         env=env,
     )
     processes = [simulator]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain kill stops the children too
     try:
         wait_for(f"{simulator_url}/admin/stats", simulator, 60)
         dagster = subprocess.Popen(

@@ -20,6 +20,7 @@ from tds_pipelines_tests.test_definitions import zoho_env
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON_HEALTH = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"
+ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
 SCHEDULES = """{ schedulesOrError(repositorySelector: {repositoryLocationName: "%s", repositoryName: "__repository__"})
   { ... on Schedules { results { name scheduleState { status } } } } }"""
