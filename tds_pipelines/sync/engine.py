@@ -28,8 +28,6 @@ from tds_pipelines.zoho.errors import BudgetShareExceeded, ZohoNotFound
 
 log = logging.getLogger(__name__)
 
-# Re-list this much before the cursor: records saved just before the last run can surface late in lists.
-CURSOR_OVERLAP = timedelta(minutes=5)
 ZOHO_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
@@ -66,7 +64,10 @@ def plan_listing(spec: EntitySpec, scope: Scope, cursor: datetime | None, today:
         return ListingPlan(params, None, True, False)
     if scope.kind == "full" or cursor is None or spec.strategy == "full_only":
         return ListingPlan(params, None, True, False)
-    since = cursor - CURSOR_OVERLAP
+    # The cursor is Zoho's own newest version, asked for "at or after": the newest records come again (and
+    # are found unchanged) rather than one saved in the same second being missed. Whatever a listing still
+    # misses, the daily full sync and the webhooks bring.
+    since = cursor
     if spec.strategy == "modified_since":
         params |= {
             "last_modified_time": since.strftime(ZOHO_TIME_FORMAT),
