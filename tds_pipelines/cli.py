@@ -76,6 +76,7 @@ def _sync(args) -> int:
 
 def collect_status(engine) -> dict:
     """Queue counts by status, the oldest pending item's age and each entity's last sync."""
+    from tds_pipelines.erp.db import as_utc
     from tds_pipelines.erp.tables import sync_queue, sync_state
 
     now = datetime.now(UTC)
@@ -85,8 +86,7 @@ def collect_status(engine) -> dict:
             select(func.min(sync_queue.c.received_at)).where(sync_queue.c.status == "PENDING")
         ).scalar()
         states = conn.execute(select(sync_state).order_by(sync_state.c.entity)).mappings().all()
-    if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)
+    oldest = as_utc(oldest)
     return {
         "queue": counts,
         "dead_letters": counts.get("DEAD_LETTER", 0),

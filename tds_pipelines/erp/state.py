@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, case, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tds_pipelines.erp.db import as_utc
 from tds_pipelines.erp.tables import sync_state
 
 
@@ -25,12 +26,6 @@ class SyncState:
     updated_at: datetime
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def read_state(conn: Connection, entity: str) -> SyncState | None:
     """The entity's state, or None before its first sync. Timestamps are aware UTC on every database."""
     row = conn.execute(select(sync_state).where(sync_state.c.entity == entity)).mappings().first()
@@ -38,12 +33,12 @@ def read_state(conn: Connection, entity: str) -> SyncState | None:
         return None
     return SyncState(
         entity=row["entity"],
-        cursor=_utc(row["cursor"]),
-        last_full_sync_at=_utc(row["last_full_sync_at"]),
-        last_sync_at=_utc(row["last_sync_at"]),
+        cursor=as_utc(row["cursor"]),
+        last_full_sync_at=as_utc(row["last_full_sync_at"]),
+        last_sync_at=as_utc(row["last_sync_at"]),
         last_run_id=row["last_run_id"],
         last_stats=row["last_stats"],
-        updated_at=_utc(row["updated_at"]),
+        updated_at=as_utc(row["updated_at"]),
     )
 
 
@@ -61,8 +56,8 @@ def advance_cursor(
     The cursor never moves backwards (an older or None `cursor` keeps the stored one). `stats` are the
     figures of a finished sync: given, they are stored with ``last_sync_at = now`` (and ``last_full_sync_at``
     when `full`); a per-page advance passes None and touches only the cursor, run id and ``updated_at``."""
-    now = _utc(now) or datetime.now(UTC)
-    cursor = _utc(cursor)
+    now = as_utc(now) or datetime.now(UTC)
+    cursor = as_utc(cursor)
     finished = stats is not None
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sync_state)
     insert = insert.values(

@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 
-from tds_pipelines.erp.db import json_dumps
+from tds_pipelines.erp.db import as_utc, json_dumps
 from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, item_stock, metadata
 
 _SQLITE_CHUNK = 500  # below SQLite's bound-parameter limit
@@ -91,20 +91,13 @@ def resolve_table(table: Table | str) -> Table:
     raise KeyError(f"unknown ERP table {table!r}")
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """Aware UTC (SQLite hands back naive datetimes, which TDS always writes in UTC)."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _replaces(new: Row, old: Row) -> bool:
     """The guard, in Python: does `new` replace `old`?"""
-    new_version = _utc(new.values.get("zoho_last_modified_time"))
-    old_version = _utc(old.values.get("zoho_last_modified_time"))
+    new_version = as_utc(new.values.get("zoho_last_modified_time"))
+    old_version = as_utc(old.values.get("zoho_last_modified_time"))
     if new_version is not None and old_version is not None:
         return new_version >= old_version
-    return _utc(new.values["synced_at"]) >= _utc(old.values["synced_at"])
+    return as_utc(new.values["synced_at"]) >= as_utc(old.values["synced_at"])
 
 
 def newest_per_id(rows: Iterable[Row]) -> tuple[list[Row], int]:
@@ -169,7 +162,7 @@ def _csv_field(value: Any) -> str:
     if isinstance(value, int | Decimal):
         return str(value)
     if isinstance(value, datetime):
-        return _utc(value).isoformat()
+        return as_utc(value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
@@ -370,7 +363,7 @@ def load_versions(conn: Connection, table: Table | str, ids: Iterable[str]) -> d
     known: dict[str, KnownVersion] = {}
     for chunk_query in queries:
         for zoho_id, version, digest, tombstoned in conn.execute(chunk_query):
-            known[zoho_id] = KnownVersion(_utc(version), digest, bool(tombstoned))
+            known[zoho_id] = KnownVersion(as_utc(version), digest, bool(tombstoned))
     return known
 
 
@@ -388,7 +381,7 @@ def tombstone_missing(
     partition's range (rows without a date are outside every window). Call it only after a listing of the
     whole scope finished: an empty `listed_ids` tombstones every row in scope."""
     table = resolve_table(table)
-    now = _utc(now) or datetime.now(UTC)
+    now = as_utc(now) or datetime.now(UTC)
     ids = {str(i) for i in listed_ids}
     postgres = conn.dialect.name == "postgresql"
     temp = f"tds_listed_{next(_temp_names)}"

@@ -28,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tds_pipelines.entities import ITEM_STOCK_COLUMNS, Col, EntitySpec
+from tds_pipelines.erp.db import as_utc
 
 # NUMERIC(20, 6): at most 14 digits before the point.
 NUMERIC_LIMIT = Decimal(10) ** 14
@@ -290,10 +291,6 @@ def _has_nul(record: Any) -> bool:
     return "\\u0000" in json.dumps(record, default=str)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def to_row(spec: EntitySpec, record: dict, synced_at: datetime, summary: dict | None = None) -> EntityRow:
     """The entity-table row and child rows of `record` (a full record: GET, webhook, or the list entry).
 
@@ -311,7 +308,7 @@ def to_row(spec: EntitySpec, record: dict, synced_at: datetime, summary: dict | 
         "zoho_last_modified_time": record_version(spec, record),
         "summary_hash": summary_hash(summary if summary is not None else record),
         "deleted_in_zoho_at": None,
-        "synced_at": _utc(synced_at),
+        "synced_at": as_utc(synced_at),
     }
     values.update(_typed_columns(spec.columns, record, spec.name, zoho_id, "", warnings))
     values["raw"] = record
@@ -404,7 +401,7 @@ def _stock_row(item_id: str, fields: dict, raw: dict, synced_at: datetime) -> En
         "zoho_last_modified_time": None,
         "summary_hash": summary_hash(raw),
         "deleted_in_zoho_at": None,
-        "synced_at": _utc(synced_at),
+        "synced_at": as_utc(synced_at),
     }
     values.update(_typed_columns(ITEM_STOCK_COLUMNS, fields, "item_stock", zoho_id, "", warnings))
     values["raw"] = raw

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, delete, func, select, update
 
 from tds_pipelines import settings
+from tds_pipelines.erp.db import as_utc, insert_ignore, utcnow, write_transaction
 from tds_pipelines.erp.tables import api_calls, rate_budget
-from tds_pipelines.zoho._db import as_utc, insert_ignore, utcnow, write_transaction
 from tds_pipelines.zoho.errors import BudgetShareExceeded, ZohoQuotaExhausted, ZohoRateLimited
 
 log = logging.getLogger(__name__)

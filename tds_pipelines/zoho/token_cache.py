@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 import requests
 from sqlalchemy import Engine, select, update
 
+from tds_pipelines.erp.db import as_utc, insert_ignore, utcnow, write_transaction
 from tds_pipelines.erp.tables import oauth_tokens
-from tds_pipelines.zoho._db import as_utc, insert_ignore, utcnow, write_transaction
 from tds_pipelines.zoho.credentials import ZohoCredentials, scrub
 from tds_pipelines.zoho.errors import ZohoAuthError, ZohoBadResponse, ZohoError, ZohoRefreshThrottled
 
