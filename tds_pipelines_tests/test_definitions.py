@@ -42,6 +42,11 @@ def zoho_env(sim, database_url: str, schema: str | None = None) -> dict[str, str
     return env | ({"TDS_DB_SCHEMA": schema} if schema else {})
 
 
+def use_env(monkeypatch, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
 def materializations(instance: dg.DagsterInstance, key: list[str]) -> list:
     records = instance.fetch_materializations(dg.AssetKey(key), limit=1000).records
     return [r.asset_materialization for r in records]
@@ -50,8 +55,7 @@ def materializations(instance: dg.DagsterInstance, key: list[str]) -> list:
 def test_full_sync_job_in_process_records_metadata_and_partitions(pg_server_url, monkeypatch):
     _, observer, schema = fresh_erp(pg_server_url)
     with simulator(records=25) as sim:
-        for name, value in zoho_env(sim, pg_server_url, schema).items():
-            monkeypatch.setenv(name, value)
+        use_env(monkeypatch, zoho_env(sim, pg_server_url, schema))
         instance = dg.DagsterInstance.ephemeral()
         result = build_defs().resolve_job_def("full_sync").execute_in_process(instance=instance)
     assert result.success
@@ -74,8 +78,7 @@ def test_full_sync_job_in_process_records_metadata_and_partitions(pg_server_url,
 def test_partition_range_backfill_runs_as_one_run(pg_server_url, monkeypatch):
     _, observer, schema = fresh_erp(pg_server_url)
     with simulator(records=40) as sim:
-        for name, value in zoho_env(sim, pg_server_url, schema).items():
-            monkeypatch.setenv(name, value)
+        use_env(monkeypatch, zoho_env(sim, pg_server_url, schema))
         instance = dg.DagsterInstance.ephemeral()
         job = dg.define_asset_job("invoices_backfill", selection=[dg.AssetKey(["zoho", "invoices"])])
         backfill_defs = dg.Definitions.merge(build_defs(), dg.Definitions(jobs=[job]))

@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 import requests
-from dagster_graphql import DagsterGraphQLClient
+from dagster import AssetKey
 
 from tds_pipelines_tests.sync_fixtures import free_port
-from tds_pipelines_tests.test_e2e_dagster_dev import ASSET_KEYS, graphql, wait_until
+from tds_pipelines_tests.test_definitions import ENTITY_KEYS
+from tds_pipelines_tests.test_e2e_dagster_dev import ASSET_KEYS, graphql, run_job, wait_until
 
 
 def test_demo_starts_everything_on_the_embedded_default(tmp_path):
@@ -27,20 +28,9 @@ def test_demo_starts_everything_on_the_embedded_default(tmp_path):
     )
     try:
         wait_until(lambda: requests.get(f"http://127.0.0.1:{ui}/server_info", timeout=2).ok, 180, "the demo's UI")
-        keys = {"/".join(node["assetKey"]["path"]) for node in graphql(ui, ASSET_KEYS)["assetNodes"]}
-        assert keys == {
-            *(f"zoho/{name}" for name in ("products", "customers", "vendors", "invoices", "sales_orders")),
-            *(f"zoho/{name}" for name in ("customer_payments", "bills", "credit_notes", "stock_adjustments")),
-            *(f"zoho/{name}" for name in ("price_lists", "users", "warehouses", "item_stock")),
-        }
-        client = DagsterGraphQLClient("127.0.0.1", port_number=ui)
-        run_id = client.submit_job_execution("full_sync")
-        status = wait_until(
-            lambda: (s := client.get_run_status(run_id).value) in ("SUCCESS", "FAILURE", "CANCELED") and s,
-            300,
-            "the demo's full_sync",
-        )
-        assert status == "SUCCESS"
+        keys = {AssetKey(node["assetKey"]["path"]) for node in graphql(ui, ASSET_KEYS)["assetNodes"]}
+        assert keys == ENTITY_KEYS
+        assert run_job(ui, "full_sync") == "SUCCESS"
         with sqlite3.connect(tmp_path / ".tds" / "erp.sqlite") as erp:
             assert erp.execute("SELECT count(*) FROM zoho_invoice_line_items").fetchone()[0] > 0
         assert (tmp_path / ".tds" / "dagster_home" / "dagster.yaml").exists()

@@ -45,6 +45,17 @@ def wait_until(predicate, seconds: float, what: str):
     pytest.fail(f"timed out after {seconds:.0f}s waiting for {what}")
 
 
+def run_job(port: int, job: str) -> str:
+    """Launch `job` through the webserver and wait for its end; returns the final status."""
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    run_id = client.submit_job_execution(job)
+    return wait_until(
+        lambda: (s := client.get_run_status(run_id).value) in ("SUCCESS", "FAILURE", "CANCELED") and s,
+        300,
+        f"the {job} run (queued, dequeued by the daemon, executed)",
+    )
+
+
 @pytest.fixture
 def dagster_dev(pg_server_url, tmp_path):
     """`dagster dev` on a free port with its own SQLite instance, wired to a simulator and a fresh ERP."""
@@ -91,13 +102,6 @@ def test_dagster_dev_runs_full_sync_through_the_daemon(dagster_dev):
         return all(required.values()) and {"SCHEDULER", "QUEUED_RUN_COORDINATOR"} <= set(required)
 
     wait_until(daemons_healthy, 120, "the daemon's heartbeats")
-    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-    run_id = client.submit_job_execution("full_sync")
-    status = wait_until(
-        lambda: (s := client.get_run_status(run_id).value) in ("SUCCESS", "FAILURE", "CANCELED") and s,
-        300,
-        "the full_sync run (queued, dequeued by the daemon, executed)",
-    )
-    assert status == "SUCCESS"
+    assert run_job(port, "full_sync") == "SUCCESS"
     for spec in ENTITIES:
         assert row_count(erp.observer, entity_tables[spec.name]) > 0, spec.name

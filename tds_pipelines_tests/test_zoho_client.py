@@ -240,9 +240,9 @@ def test_two_clients_share_one_refreshed_token(sim, pg_engine):
     assert a.refreshes + b.refreshes == 1 and a.calls == b.calls == 1
 
 
-@pytestmark_pg
-def test_concurrent_threads_cause_one_refresh(sim, pg_engine):
-    clients = [ZohoClient(creds(sim), pg_engine, **FAST) for _ in range(6)]
+def refresh_from_threads(sim, engine, threads: int) -> list:
+    """`threads` clients call at once through one database; returns them (the caller checks refreshes)."""
+    clients = [ZohoClient(creds(sim), engine, **FAST) for _ in range(threads)]
     barrier = threading.Barrier(len(clients))
     errors = []
 
@@ -253,12 +253,18 @@ def test_concurrent_threads_cause_one_refresh(sim, pg_engine):
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
-    for t in threads:
+    workers = [threading.Thread(target=work, args=(c,)) for c in clients]
+    for t in workers:
         t.start()
-    for t in threads:
+    for t in workers:
         t.join(timeout=30)
     assert not errors
+    return clients
+
+
+@pytestmark_pg
+def test_concurrent_threads_cause_one_refresh(sim, pg_engine):
+    refresh_from_threads(sim, pg_engine, 6)
     assert stats(sim)["token_refreshes"] == 1
 
 
@@ -505,23 +511,7 @@ def test_three_processes_share_the_per_minute_budget_without_a_44(sim_factory, p
 
 
 def test_sqlite_concurrent_clients_refresh_once(sim, sqlite_engine):
-    clients = [ZohoClient(creds(sim), sqlite_engine, **FAST) for _ in range(4)]
-    barrier = threading.Barrier(len(clients))
-    errors = []
-
-    def work(client):
-        try:
-            barrier.wait(timeout=10)
-            client.get_json("books", "/users")
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not errors
+    clients = refresh_from_threads(sim, sqlite_engine, 4)
     assert stats(sim)["token_refreshes"] == 1
     assert clients[0].budget.calls_today() == 4
 
