@@ -175,7 +175,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
             Col("available_stock", "numeric"),
             Col("reorder_level", "numeric"),
             Col("tax_id"),
-            Col("vendor_id"),
             Col("created_time", "timestamp"),
         ),
     ),
@@ -335,7 +334,6 @@ ENTITIES: tuple[EntitySpec, ...] = (
             Col("user_role"),
             Col("user_type"),
             Col("role_id"),
-            Col("created_time", "timestamp"),
         ),
     ),
     EntitySpec(

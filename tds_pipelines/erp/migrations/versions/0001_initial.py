@@ -363,7 +363,6 @@ def upgrade() -> None:
         sa.Column("available_stock", sa.Numeric(precision=20, scale=6), nullable=True),
         sa.Column("reorder_level", sa.Numeric(precision=20, scale=6), nullable=True),
         sa.Column("tax_id", sa.Text(), nullable=True),
-        sa.Column("vendor_id", sa.Text(), nullable=True),
         sa.Column("created_time", TIMESTAMP, nullable=True),
         sa.Column("raw", JSON_DOC, nullable=False),
         sa.PrimaryKeyConstraint("zoho_id"),
@@ -460,7 +459,6 @@ def upgrade() -> None:
         sa.Column("user_role", sa.Text(), nullable=True),
         sa.Column("user_type", sa.Text(), nullable=True),
         sa.Column("role_id", sa.Text(), nullable=True),
-        sa.Column("created_time", TIMESTAMP, nullable=True),
         sa.Column("raw", JSON_DOC, nullable=False),
         sa.PrimaryKeyConstraint("zoho_id"),
     )
