@@ -245,3 +245,35 @@ def test_bad_records_from_fixtures_are_kept_with_their_reasons(erp, tmp_path):
     assert set(letters) == {"900000000000002", "900000000000003"}
     assert "last_modified_time" in letters["900000000000002"] and "total" in letters["900000000000003"]
     assert count_rows(observer, "zoho_invoices", "WHERE zoho_id = '900000000000001'") == 1
+
+
+def test_stock_sync_between_daily_listings_refreshes_only_touched_items(sim, erp):
+    engine, observer = erp
+    client = client_for(sim, engine)
+    for name in ("products", "invoices"):
+        sync_entity(entity(name), client, engine, FULL)
+    listing = sync_item_stock(client, engine)  # first run: the per-warehouse listing
+    assert listing.scope == "full" and listing.inserted > 0
+    invoice_id = sorted(zoho_ids(client, entity("invoices")))[0]
+    record = zoho_record(sim, "invoices", invoice_id)
+    touched = {line["item_id"] for line in record["line_items"]}
+    admin(sim, "PUT", f"invoices/{invoice_id}", {**record, "reference_number": "touched"})
+    sync_entity(entity("invoices"), client, engine, INCREMENTAL)
+    refresh = sync_item_stock(client, engine)  # same day: only what changed since the last run
+    assert refresh.scope == "touched items" and refresh.complete
+    assert refresh.api_calls == 1  # one /itemdetails call covers up to 100 items
+    warehouses = len(zoho_ids(client, entity("warehouses")))
+    assert refresh.fetched == len(touched) * warehouses
+    assert refresh.updated == refresh.fetched
+
+
+def test_a_job_over_its_daily_share_skips_with_its_reason_and_keeps_its_cursor(sim, erp):
+    engine, observer = erp
+    spec = entity("invoices")
+    stingy = client_for(sim, engine, job="incremental_sync", daily_limit=10, shares={"incremental_sync": 0.5})
+    stats = sync_entity(spec, stingy, engine, INCREMENTAL)
+    assert not stats.complete and stats.api_calls == 5
+    assert "incremental_sync" in stats.skipped_reason and "5" in stats.skipped_reason
+    assert stats.as_metadata()["skipped_reason"] == stats.skipped_reason
+    assert count_rows(observer, "tds_sync_state") == 0  # nothing claims the listing finished
+    assert count_rows(observer, "zoho_invoices", "WHERE deleted_in_zoho_at IS NOT NULL") == 0
