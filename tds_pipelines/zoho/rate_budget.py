@@ -29,12 +29,12 @@ log = logging.getLogger(__name__)
 # Fractions of the daily quota per job; jobs not named here share "other". Webhook-driven detail fetches
 # and the nightly full sync come first (DESIGN §3, API economy).
 DEFAULT_SHARES: dict[str, float] = {
-    "full_sync": 0.35,
+    "full_sync": 0.3,
     "process_webhook_queue": 0.25,
-    "incremental_sync": 0.2,
+    "incremental_sync": 0.15,
     "stock_sync": 0.1,
     "statistics_comparison": 0.05,
-    "other": 0.05,
+    "other": 0.15,  # manual materializations and backfills from the UI, `tds sync`
 }
 OTHER = "other"
 WINDOW_SECONDS = 60.0
