@@ -1,4 +1,4 @@
-"""Zoho record -> ERP rows, with the shapes of Zoho's documented GET answers (/work/shared/zoho-examples)."""
+"""Zoho record -> ERP rows, with the shapes of Zoho's documented GET answers (shared/zoho-examples)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tds_pipelines.sync.transform import (
     to_row,
 )
 
-EXAMPLES = Path("/work/shared/zoho-examples/get")
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "zoho-examples" / "get"
 SYNCED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 # example file -> (entity, expected id, expected version as UTC)
@@ -43,6 +43,8 @@ CASES = {
 
 
 def example(name: str) -> dict:
+    if not EXAMPLES.is_dir():
+        pytest.skip(f"Zoho's documented examples are not at {EXAMPLES}")
     body = json.loads((EXAMPLES / f"{name}.json").read_text())
     record = next(v for k, v in body.items() if k not in ("code", "message"))
     return record[0] if isinstance(record, list) else record  # the sales order sample wraps it in a list
