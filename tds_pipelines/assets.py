@@ -10,6 +10,7 @@ from tds_pipelines.resources import ErpDatabase, ZohoApi
 from tds_pipelines.sync.engine import Scope, sync_entity
 from tds_pipelines.sync.stats import SyncStats
 from tds_pipelines.sync.stock import sync_item_stock
+from tds_pipelines.zoho.client import ZohoClient
 
 SCOPE_TAG = "tds/scope"  # "full" or "incremental" (the default), set by the sync jobs
 
@@ -22,14 +23,16 @@ def run_scope(context: dg.AssetExecutionContext) -> Scope:
     return Scope("full" if context.run.tags.get(SCOPE_TAG) == "full" else "incremental")
 
 
-def report(context: dg.AssetExecutionContext, stats: SyncStats) -> dg.MaterializeResult:
-    """Log the figures, warn about skips and rejects, and return them as materialization metadata."""
+def report(context: dg.AssetExecutionContext, stats: SyncStats, client: ZohoClient) -> dg.MaterializeResult:
+    """Log the figures, warn about skips and rejects, and return them (with the client's retries, token
+    refreshes and seconds spent waiting for the shared budget) as materialization metadata."""
     context.log.info(stats.summary())
     if stats.skipped_reason:
         context.log.warning(f"{stats.entity} skipped: {stats.skipped_reason}")
     for error in stats.errors[:20]:
         context.log.warning(f"kept as a dead letter: {error}")
-    return dg.MaterializeResult(metadata=stats.as_metadata())
+    usage = {k: v for k, v in client.usage().items() if k in ("retries", "token_refreshes", "budget_wait_seconds")}
+    return dg.MaterializeResult(metadata=stats.as_metadata() | usage)
 
 
 def record_touched_months(context: dg.AssetExecutionContext, spec: EntitySpec, stats: SyncStats) -> None:
@@ -66,9 +69,10 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     )
     def _sync(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> dg.MaterializeResult:
         engine = erp.engine()
-        stats = sync_entity(spec, zoho.client(engine, context.job_name), engine, run_scope(context), context.run_id)
+        client = zoho.client(engine, context.job_name)
+        stats = sync_entity(spec, client, engine, run_scope(context), context.run_id)
         record_touched_months(context, spec, stats)
-        return report(context, stats)
+        return report(context, stats, client)
 
     return _sync
 
@@ -89,6 +93,6 @@ entity_assets = [build_entity_asset(spec) for spec in ENTITIES]
 )
 def item_stock(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> dg.MaterializeResult:
     engine = erp.engine()
+    client = zoho.client(engine, context.job_name)
     full = True if context.run.tags.get(SCOPE_TAG) == "full" else None
-    stats = sync_item_stock(zoho.client(engine, context.job_name), engine, context.run_id, full=full)
-    return report(context, stats)
+    return report(context, sync_item_stock(client, engine, context.run_id, full=full), client)

@@ -64,7 +64,8 @@ def test_full_sync_job_in_process_records_metadata_and_partitions(pg_server_url,
         unpartitioned = [m for m in materializations(instance, spec.asset_key) if m.partition is None]
         assert len(unpartitioned) == 1
         metadata = unpartitioned[0].metadata
-        for figure in ("fetched", "inserted", "updated", "unchanged", "tombstoned", "api_calls", "seconds"):
+        figures = ("fetched", "inserted", "updated", "unchanged", "tombstoned", "api_calls", "seconds")
+        for figure in (*figures, "retries", "token_refreshes", "budget_wait_seconds"):
             assert figure in metadata, (spec.name, figure)
         assert metadata["inserted"].value == row_count(observer, entity_tables[spec.name])
     # The document months written by this unpartitioned run show as materialized partitions.

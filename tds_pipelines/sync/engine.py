@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -67,17 +66,16 @@ def plan_listing(spec: EntitySpec, scope: Scope, cursor: datetime | None, today:
     # The cursor is Zoho's own newest version, asked for "at or after": the newest records come again (and
     # are found unchanged) rather than one saved in the same second being missed. Whatever a listing still
     # misses, the daily full sync and the webhooks bring.
-    since = cursor
     if spec.strategy == "modified_since":
         params |= {
-            "last_modified_time": since.strftime(ZOHO_TIME_FORMAT),
+            "last_modified_time": cursor.strftime(ZOHO_TIME_FORMAT),
             "sort_column": "last_modified_time",
             "sort_order": "A",
         }
         return ListingPlan(params, None, False, True)
     if spec.strategy == "sorted_stop":
         params |= {"sort_column": spec.sort_field, "sort_order": "D"}
-        return ListingPlan(params, since, False, False)
+        return ListingPlan(params, cursor, False, False)
     # date_window: no change filter exists, so re-list the recent documents.
     params |= {
         "date_start": (today - timedelta(days=spec.window_days)).isoformat(),
@@ -232,11 +230,3 @@ def _write(conn, spec: EntitySpec, table, rows: list, stats: SyncStats) -> None:
             doc_date = row.values.get(spec.date_field)
             if row.zoho_id in written and isinstance(doc_date, date) and doc_date >= start:
                 stats.months.add(doc_date.replace(day=1).isoformat())
-
-
-def sync_many(
-    specs: Iterable[EntitySpec], client: ZohoClient, engine: Engine, scope: Scope, run_id: str | None = None
-) -> Iterator[SyncStats]:
-    """Sync several entities in turn, yielding each one's figures as it finishes."""
-    for spec in specs:
-        yield sync_entity(spec, client, engine, scope, run_id)
