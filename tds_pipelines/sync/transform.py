@@ -359,10 +359,6 @@ def item_stock_rows(item_record: dict, synced_at: datetime) -> list[EntityRow]:
     return rows
 
 
-def _warehouse_key(key: str, prefix: str) -> str:
-    return "warehouse_" + key[len(prefix) :] if key.startswith(prefix) else key
-
-
 def item_stock_row_from_listing(
     item_summary: dict, warehouse_id: str, synced_at: datetime, warehouse_name: str | None = None
 ) -> EntityRow:
