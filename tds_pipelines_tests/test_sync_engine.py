@@ -41,6 +41,15 @@ def sim():
         yield running
 
 
+@pytest.fixture(autouse=True)
+def fresh_refresh_allowance(request):
+    """Each test is a new TDS installation (its own token cache) against the module's Zoho: let it start, as
+    a new day would, with Zoho's 10-refreshes-per-10-minutes allowance unspent. Tests of the throttle itself
+    live with the client's tests."""
+    if "sim" in request.fixturenames:
+        admin(request.getfixturevalue("sim"), "POST", "reset-limits")
+
+
 def zoho_ids(client, spec) -> set[str]:
     """Every id Zoho lists for `spec` (Status.All where the entity knows it): the truth to compare with."""
     params = dict(spec.list_params) | ({"filter_by": "Status.All"} if spec.status_all else {})
@@ -277,3 +286,18 @@ def test_a_job_over_its_daily_share_skips_with_its_reason_and_keeps_its_cursor(s
     assert stats.as_metadata()["skipped_reason"] == stats.skipped_reason
     assert count_rows(observer, "tds_sync_state") == 0  # nothing claims the listing finished
     assert count_rows(observer, "zoho_invoices", "WHERE deleted_in_zoho_at IS NOT NULL") == 0
+
+
+def test_stock_item_that_cannot_be_stored_is_kept_and_the_rest_applied(sim, erp):
+    engine, observer = erp
+    client = client_for(sim, engine)
+    victim = sorted(zoho_ids(client, entity("products")))[0]
+    record = zoho_record(sim, "products", victim)
+    record["warehouses"] = [{**w, "warehouse_stock_on_hand": "9" * 30} for w in record["warehouses"]]
+    admin(sim, "PUT", f"products/{victim}", record)
+    stats = sync_item_stock(client, engine, full=True)
+    assert stats.complete and stats.rejected == len(record["warehouses"]) and stats.inserted > 0
+    assert count_rows(observer, "zoho_item_stock", f"WHERE item_id = '{victim}'") == 0
+    assert count_rows(observer, "tds_sync_queue", f"WHERE entity = 'item_stock' AND zoho_id = '{victim}'") == len(
+        record["warehouses"]
+    )

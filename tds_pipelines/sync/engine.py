@@ -146,11 +146,12 @@ def _version_or_none(spec: EntitySpec, record: dict) -> datetime | None:
         return None
 
 
-def _reject(engine: Engine, spec: EntitySpec, zoho_id: str | None, record: dict, reason: str, stats: SyncStats) -> None:
+def reject_record(engine: Engine, stats: SyncStats, zoho_id: str | None, record: dict, reason: str) -> None:
+    """Keep a record that cannot be stored as a dead letter of `stats.entity`, and count it."""
     stats.rejected += 1
     stats.errors.append(reason)
     with engine.begin() as conn:
-        keep_rejected_record(conn, spec.name, zoho_id, record, reason)
+        keep_rejected_record(conn, stats.entity, zoho_id, record, reason)
 
 
 def _with_ids(spec: EntitySpec, engine: Engine, records: list[dict], stats: SyncStats) -> list[dict]:
@@ -161,7 +162,7 @@ def _with_ids(spec: EntitySpec, engine: Engine, records: list[dict], stats: Sync
             kept.append(record)
         else:
             reason = f"{spec.name} record without {spec.id_field} in the list answer"
-            _reject(engine, spec, None, record if isinstance(record, dict) else {"value": record}, reason, stats)
+            reject_record(engine, stats, None, record if isinstance(record, dict) else {"value": record}, reason)
     return kept
 
 
@@ -202,7 +203,7 @@ def _changed_rows(
         try:
             rows.append(to_row(spec, record, synced_at, summary=summary))
         except RecordError as exc:
-            _reject(engine, spec, zoho_id, record, str(exc), stats)
+            reject_record(engine, stats, zoho_id, record, str(exc))
     return rows
 
 

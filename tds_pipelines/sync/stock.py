@@ -9,6 +9,7 @@ Zoho's budget cannot afford listing every warehouse every 15 minutes (ceil(N/200
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -19,8 +20,9 @@ from tds_pipelines.entities import ENTITIES
 from tds_pipelines.erp import state as sync_state
 from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, item_stock
 from tds_pipelines.erp.upsert import tombstone_missing, upsert_rows
+from tds_pipelines.sync.engine import reject_record
 from tds_pipelines.sync.stats import SyncStats
-from tds_pipelines.sync.transform import item_stock_row_from_listing, item_stock_rows
+from tds_pipelines.sync.transform import RecordError, item_stock_row_from_listing, item_stock_rows
 from tds_pipelines.zoho.client import ZohoClient
 from tds_pipelines.zoho.errors import BudgetShareExceeded
 
@@ -92,9 +94,11 @@ def _list_every_warehouse(client: ZohoClient, engine: Engine, now: datetime, sta
         params = {"warehouse_id": warehouse_id, "filter_by": "Status.All"}
         for page in client.list_pages("inventory", "/items", "items", params, id_field="item_id"):
             stats.pages += 1
+            name = warehouse.get("warehouse_name")
             rows = [
-                item_stock_row_from_listing(item, warehouse_id, now, warehouse.get("warehouse_name"))
+                row
                 for item in page.records
+                for row in _rows_or_reject(engine, stats, item, _listing_rows, warehouse_id, now, name)
             ]
             listed.update(row.zoho_id for row in rows)
             _write(engine, rows, stats)
@@ -105,11 +109,25 @@ def _list_every_warehouse(client: ZohoClient, engine: Engine, now: datetime, sta
 def _refresh_touched(client: ZohoClient, engine: Engine, since: datetime, now: datetime, stats: SyncStats) -> None:
     rows = []
     for item in client.item_details(touched_item_ids(engine, since)):
-        rows.extend(item_stock_rows(item, now))
+        rows.extend(_rows_or_reject(engine, stats, item, item_stock_rows, now))
         if len(rows) >= WRITE_BATCH:
             _write(engine, rows, stats)
             rows = []
     _write(engine, rows, stats)
+
+
+def _listing_rows(item: dict, warehouse_id: str, now: datetime, name: str | None) -> list:
+    return [item_stock_row_from_listing(item, warehouse_id, now, name)]
+
+
+def _rows_or_reject(engine: Engine, stats: SyncStats, item: dict, build: Callable[..., list], *args) -> list:
+    """`build(item, *args)`: the item's stock rows, or none when the item cannot be stored; it is then kept as a
+    dead letter with its reason and the rest of the page goes on."""
+    try:
+        return build(item, *args)
+    except RecordError as exc:
+        reject_record(engine, stats, str(item.get("item_id") or "") or None, item, str(exc))
+        return []
 
 
 def _write(engine: Engine, rows: list, stats: SyncStats) -> None:
