@@ -6,21 +6,19 @@ import hashlib
 import hmac
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
 
 from tds_pipelines.simulator.cli import add_arguments, config_from_args
-from tds_pipelines.simulator.timestamps import parse_ts
+from tds_pipelines.simulator.timestamps import format_ts, parse_ts
 from tds_pipelines_tests.simulator_fixtures import authorized_session, running_simulator
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$")
 TOKEN_FORM = {
     "grant_type": "refresh_token",
@@ -77,19 +75,12 @@ def count(api, url: str, **params) -> int:
     return body["page_context"]["total"]
 
 
-# ---- the conformance probe -------------------------------------------------------------------------------
-def test_conformance_probe_passes():
-    probe = SHARED / "checks" / "zoho_conformance.py"
-    if not probe.exists():
-        pytest.skip(f"no conformance probe at {probe}")
-    with running_simulator(records=80, entity_records={"invoices": 400}, rate_limit_per_minute=100) as s:
-        result = subprocess.run(
-            [sys.executable, str(probe), s.url, "--rate-limit-per-minute", "100"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert result.returncode == 0, result.stdout + result.stderr
+def admin_ids(sim, entity: str = "products") -> list[str]:
+    return requests.get(sim.url + f"/admin/{entity}", timeout=5).json()["ids"]
+
+
+def faults(sim) -> dict:
+    return requests.get(sim.url + "/admin/faults", timeout=5).json()
 
 
 # ---- accounts --------------------------------------------------------------------------------------------
@@ -155,7 +146,8 @@ def test_refresh_throttle_denies_and_keeps_blocking():
 def test_auth_org_and_url_errors(sim, api):
     url = sim.url + "/books/v3/invoices"
     org = {"organization_id": "10234695"}
-    assert requests.get(url, params=org, timeout=5).json()["code"] == 14
+    missing_auth = requests.get(url, params=org, timeout=5)
+    assert missing_auth.status_code == 401 and missing_auth.json()["code"] == 14
     bad = requests.get(url, params=org, headers={"Authorization": "Zoho-oauthtoken 1000.x.y"}, timeout=5)
     assert bad.status_code == 401 and bad.json()["code"] == 57
     no_org = requests.get(url, headers={"Authorization": api.headers["Authorization"]}, timeout=5)
@@ -428,6 +420,108 @@ def test_fault_duplicate_repeats_a_record_across_pages(sim, api):
     assert clean[0]["invoice_id"] != first[-1]["invoice_id"] and clean[0] == second[1]
 
 
+def test_fault_503_can_say_retry_after(sim, api):
+    url = sim.url + "/books/v3/bills"
+    arm(sim, kind="503", path_contains="/bills", retry_after=7)
+    unavailable = api.get(url, timeout=5)
+    assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "7"
+    arm(sim, kind="503", path_contains="/bills")
+    assert "Retry-After" not in api.get(url, timeout=5).headers
+    wrong = requests.post(sim.url + "/admin/faults", json={"kind": "500", "retry_after": 3}, timeout=5)
+    assert wrong.status_code == 400
+
+
+@pytest.fixture
+def items_sim():
+    """A simulator of its own (the mutations change its data) with 2+ pages of active items."""
+    with running_simulator(
+        records=5,
+        entity_records={"products": 450},
+        rate_limit_per_minute=0,
+        daily_limit=0,
+        concurrency_limit=0,
+    ) as running:
+        yield running, authorized_session(running), running.url + "/inventory/v1/items"
+
+
+def mutate_between_pages(sim, api, url: str, **spec) -> tuple[list[str], list[dict], dict]:
+    """(ids listed before, rows listed while the mutation strikes after page 1, what it did)."""
+    before = [r["item_id"] for r in list_all(api, url, "items")]
+    assert len(before) > 200
+    arm(sim, kind="mutate", path_contains="/items", after_page=1, **spec)
+    rows = list_all(api, url, "items")
+    (applied,) = faults(sim)["applied"]
+    return before, rows, applied
+
+
+def test_mutate_delete_between_pages_hides_a_live_record(items_sim):
+    sim, api, url = items_sim
+    before, rows, applied = mutate_between_pages(sim, api, url, action="delete")
+    assert applied == {
+        "kind": "mutate",
+        "action": "delete",
+        "path": "/inventory/v1/items",
+        "after_page": 1,
+        "entity": "products",
+        "zoho_id": before[0],
+    }
+    assert api.get(f"{url}/{before[0]}", timeout=5).json()["code"] == 1002
+    seen = [r["item_id"] for r in rows]
+    # The offset shift: page 2's first record moved onto page 1, already served: a live record is never listed.
+    assert before[200] not in seen and api.get(f"{url}/{before[200]}", timeout=5).status_code == 200
+    assert seen == before[:200] + before[201:]
+    assert faults(sim)["armed"] == []
+
+
+def test_mutate_insert_between_pages_repeats_a_record(items_sim):
+    sim, api, url = items_sim
+    before, rows, applied = mutate_between_pages(sim, api, url, action="insert")
+    new_id = applied["zoho_id"]
+    assert applied["entity"] == "products" and new_id not in before and applied["name"].startswith("AAA ")
+    # The new record sorts first, after page 1 was served: everything moves one place down.
+    assert [r["item_id"] for r in rows] == before[:200] + before[199:]
+    created = api.get(f"{url}/{new_id}", timeout=5).json()["item"]
+    assert created["name"] == applied["name"] and parse_ts(created["created_time"]) >= time.time() - 5
+    assert list_all(api, url, "items")[0]["item_id"] == new_id
+
+
+def test_mutate_rename_between_pages_moves_the_record(items_sim):
+    sim, api, url = items_sim
+    before, rows, applied = mutate_between_pages(sim, api, url, action="rename")
+    assert applied["zoho_id"] == before[0]
+    # Renamed to sort last: seen on page 1 under its old name and again at the end; page 2's first is missed.
+    assert [r["item_id"] for r in rows] == before[:200] + before[201:] + [before[0]]
+    assert rows[0]["name"] != applied["name"] == rows[-1]["name"]
+    assert parse_ts(rows[-1]["last_modified_time"]) >= time.time() - 5
+
+
+def test_mutate_edit_and_its_options(items_sim):
+    sim, api, url = items_sim
+    before, rows, applied = mutate_between_pages(sim, api, url, action="edit", count=2)
+    assert [r["item_id"] for r in rows] == before and applied["zoho_id"] == before[0]
+    edited = api.get(f"{url}/{before[0]}", timeout=5).json()["item"]
+    assert edited["description"].endswith("(edited)") and parse_ts(edited["last_modified_time"]) >= time.time() - 5
+    # count 2: the next listing is struck too
+    assert [f["remaining"] for f in faults(sim)["armed"]] == [1]
+    list_all(api, url, "items")
+    assert len(faults(sim)["applied"]) == 2 and faults(sim)["armed"] == []
+    # zoho_id names the record; after_page 2 waits for page 2; DELETE forgets what was applied
+    requests.delete(sim.url + "/admin/faults", timeout=5)
+    arm(sim, kind="mutate", path_contains="/items", action="delete", after_page=2, zoho_id=before[-1])
+    api.get(url, params={"page": 1}, timeout=5)
+    assert faults(sim)["applied"] == []
+    api.get(url, params={"page": 2}, timeout=5)
+    (applied,) = faults(sim)["applied"]
+    assert applied["zoho_id"] == before[-1] and before[-1] not in admin_ids(sim)
+    # what cannot be done is reported, not raised; a bad spec is refused
+    arm(sim, kind="mutate", path_contains="/invoices", action="rename")
+    assert api.get(sim.url + "/books/v3/invoices", timeout=5).status_code == 200
+    assert "no name" in faults(sim)["applied"][-1]["error"]
+    for bad in ({"action": "explode"}, {"action": "delete", "after_page": 0}):
+        answer = requests.post(sim.url + "/admin/faults", json={"kind": "mutate", **bad}, timeout=5)
+        assert answer.status_code == 400
+
+
 def test_random_faults():
     with running_simulator(records=5, fault_rate=1.0, fault_seed=7, rate_limit_per_minute=0) as s:
         api = authorized_session(s)
@@ -501,24 +595,32 @@ class _Receiver(BaseHTTPRequestHandler):
         return
 
 
-def test_webhooks_post_changes_as_zoho_would():
+@contextmanager
+def webhook_receiver(path: str = "/webhooks/zoho?source=zoho") -> Iterator[str]:
+    """A local HTTP server recording POSTs in `_Receiver.received`; yields the URL to send them to."""
     _Receiver.received = []
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    hook = f"http://127.0.0.1:{receiver.server_address[1]}/webhooks/zoho?source=zoho"
     try:
-        with running_simulator(records=5, webhook_url=hook, webhook_token="tok", webhook_secret="s3cr3t12345678") as s:
-            bill_id = requests.get(s.url + "/admin/bills", timeout=5).json()["ids"][0]
-            record = requests.get(s.url + f"/admin/bills/{bill_id}", timeout=5).json()["record"]
-            requests.put(s.url + f"/admin/bills/{bill_id}", json={**record, "status": "paid"}, timeout=5)
-            requests.delete(s.url + f"/admin/bills/{bill_id}", timeout=5)
-            wait_until(lambda: len(_Receiver.received) == 2)
-            stats_url = s.url + "/admin/stats"
-            stats = wait_until(lambda: (j := requests.get(stats_url, timeout=5).json())["webhooks_sent"] == 2 and j)
-            assert [d["event"] for d in stats["webhook_deliveries"]] == ["saved", "deleted"]
+        yield f"http://127.0.0.1:{receiver.server_address[1]}{path}"
     finally:
         receiver.shutdown()
         receiver.server_close()
+
+
+def test_webhooks_post_changes_as_zoho_would():
+    with (
+        webhook_receiver() as hook,
+        running_simulator(records=5, webhook_url=hook, webhook_token="tok", webhook_secret="s3cr3t12345678") as s,
+    ):
+        bill_id = requests.get(s.url + "/admin/bills", timeout=5).json()["ids"][0]
+        record = requests.get(s.url + f"/admin/bills/{bill_id}", timeout=5).json()["record"]
+        requests.put(s.url + f"/admin/bills/{bill_id}", json={**record, "status": "paid"}, timeout=5)
+        requests.delete(s.url + f"/admin/bills/{bill_id}", timeout=5)
+        wait_until(lambda: len(_Receiver.received) == 2)
+        stats_url = s.url + "/admin/stats"
+        stats = wait_until(lambda: (j := requests.get(stats_url, timeout=5).json())["webhooks_sent"] == 2 and j)
+        assert [d["event"] for d in stats["webhook_deliveries"]] == ["saved", "deleted"]
     (path, headers, body), (deleted_path, _, deleted_body) = _Receiver.received
     saved = json.loads(body)["bill"]
     assert saved["bill_id"] == bill_id and saved["status"] == "paid" and saved["line_items"]
@@ -527,6 +629,88 @@ def test_webhooks_post_changes_as_zoho_would():
     assert headers["x-zoho-webhook-signature"] == expected
     assert path == "/webhooks/zoho?source=zoho"
     assert "event=deleted" in deleted_path and json.loads(deleted_body)["bill"]["bill_id"] == bill_id
+
+
+# ---- version shapes and encodings -----------------------------------------------------------------------
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TIMES = ("created_time", "last_modified_time", "updated_time")
+
+
+def test_version_styles_shape_what_is_served_not_what_is_kept():
+    styles = {"products": "date", "customers": "none", "invoices": "list_only", "credit_notes": "date"}
+    with running_simulator(records=30, rate_limit_per_minute=0, version_style=styles) as s:
+        api = authorized_session(s)
+        url, everything = s.url + "/inventory/v1/items", {"filter_by": "Status.All"}
+        real = {i: requests.get(s.url + f"/admin/products/{i}", timeout=5).json()["record"] for i in admin_ids(s)}
+        items = list_all(api, url, "items", **everything)
+        dated = next(r for r in items if "last_modified_time" in r)
+        detail = api.get(f"{url}/{dated['item_id']}", timeout=5).json()["item"]
+        batch = api.get(s.url + "/books/v3/itemdetails", params={"item_ids": dated["item_id"]}, timeout=5)
+        for row in (*items, detail, batch.json()["items"][0]):
+            stamp = real[row["item_id"]].get("last_modified_time")
+            assert row.get("last_modified_time") == (stamp and format_ts(parse_ts(stamp))[:10])
+            assert TS.match(row["created_time"])
+        assert DAY.match(detail["last_modified_time"])
+        # filters and sorting still use the real times
+        ordered = list_all(api, url, "items", **everything, sort_column="last_modified_time", sort_order="D")
+        key = {i: parse_ts(r.get("last_modified_time")) or 0 for i, r in real.items()}
+        assert [key[r["item_id"]] for r in ordered] == sorted(key.values(), reverse=True)
+        since = sorted(v for v in key.values() if v)[len(key) // 2]
+        listed = list_all(api, url, "items", **everything, last_modified_time=format_ts(since))
+        assert {r["item_id"] for r in listed} == {i for i, v in key.items() if v >= since}
+
+        contacts = list_all(api, s.url + "/books/v3/contacts", "contacts", filter_by="Status.All")
+        customer = next(c for c in contacts if c["contact_type"] == "customer")
+        full = api.get(s.url + f"/books/v3/contacts/{customer['contact_id']}", timeout=5).json()["contact"]
+        assert not any(t in row for row in (customer, full) for t in TIMES)
+        assert all(TS.match(c["created_time"]) for c in contacts if c["contact_type"] == "vendor")
+
+        invoice = next(r for r in list_all(api, s.url + "/books/v3/invoices", "invoices") if "last_modified_time" in r)
+        assert TS.match(invoice["last_modified_time"])
+        got = api.get(s.url + f"/books/v3/invoices/{invoice['invoice_id']}", timeout=5).json()["invoice"]
+        assert "last_modified_time" not in got and got["created_time"] == invoice["created_time"]
+
+        note = api.get(s.url + "/books/v3/creditnotes", timeout=5).json()["creditnotes"][0]
+        note_detail = api.get(s.url + f"/books/v3/creditnotes/{note['creditnote_id']}", timeout=5).json()
+        assert (
+            DAY.match(note["last_modified_time"])
+            and note_detail["creditnote"]["updated_time"] == note["last_modified_time"]
+        )
+    with pytest.raises(ValueError), running_simulator(version_style={"products": "hourly"}):
+        pass
+
+
+def test_two_edits_in_one_second_carry_the_same_time():
+    # Zoho's times have 1-second resolution: two saves within a second are not told apart by the time.
+    with running_simulator(records=5) as s:
+        first, second = admin_ids(s)[:2]
+        for _ in range(5):
+            wait_until(lambda: time.time() % 1 < 0.5, timeout=2, interval=0.01)
+            stamps = [
+                requests.patch(s.url + f"/admin/products/{i}", json={"rate": 250}, timeout=5).json()["record"][
+                    "last_modified_time"
+                ]
+                for i in (first, second)
+            ]
+            if stamps[0] == stamps[1]:
+                break
+        assert stamps[0] == stamps[1] and TS.match(stamps[0])
+
+
+def test_strings_utf8_cannot_carry_are_served_as_json():
+    with webhook_receiver() as hook, running_simulator(records=5, webhook_url=hook) as s:
+        api = authorized_session(s)
+        body = b'{"name": "x\\ud800", "description": "a\\u0000b", "status": "active"}'
+        stored = requests.put(s.url + "/admin/products/900000000000009", data=body, timeout=5)
+        assert stored.status_code == 200 and stored.json()["record"]["name"] == "x\ud800"
+        item = api.get(s.url + "/inventory/v1/items/900000000000009", timeout=5).json()["item"]
+        assert item["name"] == "x\ud800" and item["description"] == "a\x00b"
+        row = next(r for r in list_all(api, s.url + "/inventory/v1/items", "items") if r["item_id"] == item["item_id"])
+        assert row["name"] == "x\ud800" and row["description"] == "a\x00b"
+        # the webhook sender survives it: this delivery and the next one arrive
+        requests.patch(s.url + "/admin/products/900000000000009", json={"status": "inactive"}, timeout=5)
+        wait_until(lambda: len(_Receiver.received) == 2)
+    assert [json.loads(body)["item"]["name"] for _, _, body in _Receiver.received] == ["x\ud800", "x\ud800"]
 
 
 # ---- fixtures and the command line -----------------------------------------------------------------------
@@ -566,12 +750,15 @@ def test_command_line_flags_build_the_config():
     flags = (
         "--port 0 --records 9 --entity-records products=50000 --entity-records invoices=10 "
         "--rate-limit-per-minute 0 --token-lifetime 60 --webhook-url http://127.0.0.1:1/x "
-        "--no-creditnotes-modified-filter --organization-id 42"
+        "--no-creditnotes-modified-filter --organization-id 42 --version-style products=date "
+        "--version-style stock_adjustments=none"
     )
     args = parser.parse_args(flags.split())
     config = config_from_args(args)
     assert config.entity_records == {"products": 50000, "invoices": 10} and config.records == 9
     assert config.rate_limit_per_minute == 0 and config.token_lifetime_seconds == 60
     assert config.creditnotes_modified_filter is False and config.organization_id == "42"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--entity-records", "nonsense=3"])
+    assert config.version_style == {"products": "date", "stock_adjustments": "none"}
+    for wrong in (["--entity-records", "nonsense=3"], ["--version-style", "products=hourly"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(wrong)

@@ -5,8 +5,9 @@
         sim.url  # http://127.0.0.1:PORT: /oauth/v2/token, /books/v3/..., /inventory/v1/..., /admin/...
 
 Modules: config (settings), endpoints (Zoho's collections), data (generator), store (records, list/detail
-views), limits (rate limits), auth (tokens), faults, webhooks, stats, api and admin (routes), server (HTTP),
-cli (`tds simulator`).
+views, version styles), limits (rate limits), auth (tokens), faults, mutations (data changing between two
+list pages), webhooks, stats, api and admin (routes), replies (JSON answers), server (HTTP), cli
+(`tds simulator`).
 """
 
 from tds_pipelines.simulator.cli import add_arguments, run

@@ -3,8 +3,11 @@
 - `GET /admin/stats`, `POST /admin/reset-stats`, `POST /admin/reset-limits` (fresh minute and day, clears the
   refresh throttle)
 - `POST /admin/limits` `{"rate_limit_per_minute"?, "daily_limit"?, "concurrency_limit"?, "fault_rate"?}`
-- `POST /admin/faults` `{"kind": "500|503|timeout|malformed|duplicate", "count": 1, "path_contains": "",
-  "delay_seconds": 35}`; `GET /admin/faults` (armed); `DELETE /admin/faults` (clear)
+- `POST /admin/faults` `{"kind": "500|503|timeout|malformed|duplicate|mutate", "count": 1, "path_contains": "",
+  "delay_seconds": 35}`; a `503` also takes `"retry_after": N` (sends `Retry-After: N`); a `mutate` takes
+  `"action": "delete|rename|insert|edit", "after_page": 1, "zoho_id": null` (mutations.py). Answers
+  `{"armed": {...}}`. `GET /admin/faults`: `{"armed": [...], "applied": [...]}` (applied: what each
+  mutation did, see mutations.py); `DELETE /admin/faults` disarms all and forgets the applied list
 - `POST /admin/expire-tokens`: every access token issued so far stops working now
 - `GET /admin/<entity>` (ids), `GET|PUT|PATCH|DELETE /admin/<entity>/<id>` with TDS entity names (PUT
   creates or replaces with the body, bare or under its singular key; PATCH merges top-level fields)
@@ -58,10 +61,10 @@ def _route(state: SimulatorState, method: str, parts: list[str], payload: object
                 fault = state.faults.arm(payload if isinstance(payload, dict) else {})
                 return json_reply(200, {"armed": fault.as_json()})
             if method == "GET":
-                return json_reply(200, {"armed": state.faults.armed()})
+                return json_reply(200, {"armed": state.faults.armed(), "applied": state.faults.applied()})
             if method == "DELETE":
                 state.faults.clear()
-                return json_reply(200, {"armed": []})
+                return json_reply(200, {"armed": [], "applied": []})
         if method == "GET":
             ids = state.entity_ids(head)
             return json_reply(200, {"entity": head, "count": len(ids), "ids": ids})

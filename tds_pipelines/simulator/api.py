@@ -4,7 +4,9 @@ Order of checks on an API call: unknown URL (404 code 5, not counted) → method
 (401 code 14 missing/malformed, 401 code 57 invalid or expired token) → organization_id (400 code 6024
 missing, 401 code 6041 not this user's) → limits (429 codes 1070/44/45, see limits.py) → fault → answer.
 `GET /itemdetails?item_ids=` answers at most `itemdetails_max_ids` (100) ids a call (400 code 2 past it);
-unknown ids are left out of the answer silently.
+unknown ids are left out of the answer silently. Lists and GETs show each record's times in its entity's
+version style (`SimulatorConfig.version_style`). A `mutate` fault changes the data right after the list
+page it waits for has been answered (before the answer is sent, hence before the client's next call).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 from urllib.parse import parse_qs
 
 from tds_pipelines.simulator.endpoints import API_ROOTS, BY_PATH, ITEMDETAILS_PATH, Collection
+from tds_pipelines.simulator.mutations import apply_mutation
 from tds_pipelines.simulator.replies import Reply, encode, json_reply, zoho_error
 from tds_pipelines.simulator.state import SimulatorState
 from tds_pipelines.simulator.store import ListQuery, detail_view, list_row
@@ -127,18 +130,24 @@ def _answer(
         if fault.kind == "500":
             return zoho_error(500, 1000, "Internal error")
         if fault.kind == "503":
-            return Reply(503, _503_PAGE, "text/html", code=None)
+            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            return Reply(503, _503_PAGE, "text/html", headers, code=None)
         if fault.kind == "timeout":
             state.stop_event.wait(fault.delay_seconds)
+    served = None
     try:
         if is_itemdetails:
             reply = _itemdetails(state, params)
         elif record_id is not None:
             reply = _get(state, coll, record_id)
         else:
-            reply = _list(state, coll, params, duplicate=fault is not None and fault.kind == "duplicate")
+            reply, served = _list(state, coll, params, duplicate=fault is not None and fault.kind == "duplicate")
     except BadRequest as exc:
         return zoho_error(400, 2, exc.message)
+    if served is not None:
+        mutation = state.faults.take_mutation(path, _int_param(params, "page", 1))
+        if mutation is not None:
+            apply_mutation(state, coll, mutation, path, served)
     if fault is not None and fault.kind == "malformed":
         reply.body = reply.body[: max(1, len(reply.body) // 2)]
     return reply
@@ -148,7 +157,8 @@ def _get(state: SimulatorState, coll: Collection, record_id: str) -> Reply:
     record = state.store[coll.name].get(record_id)
     if record is None:
         return zoho_error(404, 1002, f"{coll.label} does not exist.")
-    body = encode({"code": 0, "message": "success", coll.get_key: detail_view(coll, record)})
+    view = state.as_served(coll, record, detail_view(coll, record), in_list=False)
+    body = encode({"code": 0, "message": "success", coll.get_key: view})
     return Reply(200, body, code=0)
 
 
@@ -161,7 +171,8 @@ def _itemdetails(state: SimulatorState, params: dict) -> Reply:
     if limit and len(ids) > limit:
         raise BadRequest(f"Invalid value passed for item_ids: at most {limit} ids a call")
     store = state.store["items"]
-    items = [detail_view(store.collection, r) for r in (store.get(i) for i in ids) if r is not None]
+    records = [r for r in (store.get(i) for i in ids) if r is not None]
+    items = [state.as_served(store.collection, r, detail_view(store.collection, r), in_list=False) for r in records]
     return json_reply(200, {"code": 0, "message": "success", "items": items})
 
 
@@ -175,7 +186,8 @@ def _int_param(params: dict, name: str, default: int) -> int:
         raise _invalid(name) from None
 
 
-def _list(state: SimulatorState, coll: Collection, params: dict, duplicate: bool) -> Reply:
+def _list(state: SimulatorState, coll: Collection, params: dict, duplicate: bool) -> tuple[Reply, list[str] | None]:
+    """The list answer and the ids it served (None for a count-only `response_option=2` call)."""
     page = _int_param(params, "page", 1)
     if page < 1:
         raise _invalid("page")
@@ -197,7 +209,7 @@ def _list(state: SimulatorState, coll: Collection, params: dict, duplicate: bool
     option = params.get("response_option")
     if option == "2":
         context.update(total=total, total_pages=math.ceil(total / per_page))
-        return json_reply(200, {"code": 0, "message": "success", "page_context": context})
+        return json_reply(200, {"code": 0, "message": "success", "page_context": context}), None
     if option == "1":
         context.update(total=total, total_pages=math.ceil(total / per_page))
     start = (page - 1) * per_page
@@ -205,12 +217,11 @@ def _list(state: SimulatorState, coll: Collection, params: dict, duplicate: bool
     if duplicate and 0 < start <= total:
         chunk = [ids[start - 1], *chunk]
     store = state.store[coll.name]
-    rows = []
-    for rid in chunk:
-        record = store.get(rid)
-        if record is not None:
-            rows.append(list_row(coll, record, query.warehouse_id))
-    return json_reply(200, {"code": 0, "message": "success", coll.list_key: rows, "page_context": context})
+    records = [r for r in (store.get(rid) for rid in chunk) if r is not None]
+    rows = [state.as_served(coll, r, list_row(coll, r, query.warehouse_id), in_list=True) for r in records]
+    body = {"code": 0, "message": "success", coll.list_key: rows, "page_context": context}
+    served = [str(r[coll.id_field]) for r in records]
+    return json_reply(200, body), served
 
 
 def _list_query(state: SimulatorState, coll: Collection, params: dict) -> tuple[ListQuery, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tds_pipelines.simulator.config import SimulatorConfig
+from tds_pipelines.simulator.config import VERSION_STYLES, SimulatorConfig
 from tds_pipelines.simulator.endpoints import ADMIN_ENTITIES
 from tds_pipelines.simulator.server import serve
 
@@ -16,8 +16,36 @@ def _entity_count(text: str) -> tuple[str, int]:
     return name, int(count)
 
 
+def _entity_style(text: str) -> tuple[str, str]:
+    name, sep, style = text.partition("=")
+    if not sep or name not in ADMIN_ENTITIES or style not in VERSION_STYLES:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=STYLE with NAME one of {', '.join(ADMIN_ENTITIES)} and STYLE one of "
+            + ", ".join(VERSION_STYLES)
+        )
+    return name, style
+
+
+EPILOG = """\
+admin routes (no auth, never limited): GET /admin/stats; POST /admin/reset-stats, /admin/reset-limits,
+/admin/expire-tokens; POST /admin/limits {"rate_limit_per_minute", "daily_limit", "concurrency_limit",
+"fault_rate"}; GET /admin/<entity>; GET|PUT|PATCH|DELETE /admin/<entity>/<id>.
+
+faults: POST /admin/faults {"kind": K, "count": 1, "path_contains": ""} with K one of
+  500 | 503 (+ "retry_after": N sends Retry-After: N) | timeout (+ "delay_seconds": 35) | malformed |
+  duplicate (a later list page repeats the previous page's last record) |
+  mutate (+ "action": "delete|rename|insert|edit", "after_page": 1, "zoho_id": optional): right after
+  list page after_page is served, the data changes as a Zoho user would change it (delete it, rename it
+  to sort last, edit it, insert a copy that sorts first; default record: the page's first).
+GET /admin/faults shows {"armed": [...], "applied": [...]} (each applied mutation's action and zoho_id);
+DELETE /admin/faults clears both.
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the simulator's flags (DESIGN §4 plus a few for tests and benchmarks)."""
+    """Declare the simulator's flags (DESIGN §4 plus a few for tests and benchmarks) and its help epilog."""
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the epilog's lines
     d = SimulatorConfig()
     parser.add_argument("--host", default=d.host)
     parser.add_argument("--port", type=int, default=8800, help="0 picks a free port (default 8800)")
@@ -55,9 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.creditnotes_modified_filter,
         help="whether the credit-note list honours last_modified_time",
     )
+    parser.add_argument(
+        "--version-style",
+        metavar="NAME=STYLE",
+        type=_entity_style,
+        action="append",
+        default=[],
+        help="how one entity's records show their version (repeatable): timestamp (default), date "
+        "(last_modified_time as YYYY-MM-DD), none (no created/last_modified/updated time), list_only (the "
+        "list has last_modified_time, the GET not); filters and sorting still use the real times",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """The `SimulatorConfig` the parsed flags describe."""
     return SimulatorConfig(
         host=args.host,
         port=args.port,
@@ -79,6 +118,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         organization_id=args.organization_id,
         token_lifetime_seconds=args.token_lifetime,
         creditnotes_modified_filter=args.creditnotes_modified_filter,
+        version_style=dict(args.version_style),
     )
 
 

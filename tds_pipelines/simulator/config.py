@@ -9,6 +9,9 @@ from pathlib import Path
 ORG_UTC_OFFSET_SECONDS = 3 * 3600
 ORG_UTC_OFFSET = "+0300"
 
+# How an entity's records show their version (SimulatorConfig.version_style); store.version_shape applies it.
+VERSION_STYLES = ("timestamp", "date", "none", "list_only")
+
 
 @dataclass
 class SimulatorConfig:
@@ -51,6 +54,8 @@ class SimulatorConfig:
     # Whether the credit-note list honours last_modified_time (unconfirmed at Zoho: both are producible).
     creditnotes_modified_filter: bool = True
     itemdetails_max_ids: int = 100
+    # TDS entity name -> one of VERSION_STYLES (default "timestamp"): how lists and GETs show the times.
+    version_style: dict[str, str] = field(default_factory=dict)
     max_timeout_fault_seconds: float = 120.0
 
     def records_for(self, entity: str, default: int | None = None) -> int:

@@ -464,3 +464,11 @@ ADMIN_ENTITIES: dict[str, AdminEntity] = {
         AdminEntity("warehouses", "warehouses"),
     )
 }
+
+
+def admin_entity_name(collection: str, record: dict) -> str | None:
+    """The TDS entity a record of a Zoho collection belongs to (a contact: by its contact_type)."""
+    for entity in ADMIN_ENTITIES.values():
+        if entity.collection == collection and entity.contact_type in (None, record.get("contact_type")):
+            return entity.name
+    return None

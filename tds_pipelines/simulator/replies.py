@@ -18,7 +18,13 @@ class Reply:
 
 
 def encode(payload: object) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON. A string UTF-8 cannot carry (a lone surrogate, stored from a `\\ud800` escape)
+    makes the whole answer ASCII with `\\u` escapes instead: still valid JSON, parsed back to the same text."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def json_reply(status: int, payload: dict) -> Reply:

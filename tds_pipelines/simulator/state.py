@@ -1,5 +1,6 @@
-"""One simulator's whole state: data, limits, tokens, faults, stats, webhooks; and data changes as a Zoho
-user would make them (admin create/replace/delete: they bump `last_modified_time` and fire webhooks)."""
+"""One simulator's whole state: data, limits, tokens, faults, stats, webhooks; data changes as a Zoho user
+would make them (admin create/replace/delete, `mutate` faults: they bump `last_modified_time` and fire
+webhooks); and how the API serves a record (`as_served`: the entity's version style)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import threading
 from pathlib import Path
 
 from tds_pipelines.simulator.auth import TokenIssuer
-from tds_pipelines.simulator.config import SimulatorConfig
+from tds_pipelines.simulator.config import VERSION_STYLES, SimulatorConfig
 from tds_pipelines.simulator.data import generate
-from tds_pipelines.simulator.endpoints import ADMIN_ENTITIES, BY_NAME, AdminEntity, Collection
+from tds_pipelines.simulator.endpoints import ADMIN_ENTITIES, BY_NAME, AdminEntity, Collection, admin_entity_name
 from tds_pipelines.simulator.faults import FaultPlan
 from tds_pipelines.simulator.limits import ApiLimits
 from tds_pipelines.simulator.stats import Stats
-from tds_pipelines.simulator.store import Store, detail_view
+from tds_pipelines.simulator.store import Store, detail_view, version_shape
 from tds_pipelines.simulator.timestamps import now_ts
 from tds_pipelines.simulator.webhooks import WebhookSender
 
@@ -57,6 +58,9 @@ def load_fixtures(directory: Path | str) -> dict[str, list[dict]]:
 
 class SimulatorState:
     def __init__(self, config: SimulatorConfig) -> None:
+        for name, style in config.version_style.items():
+            if name not in ADMIN_ENTITIES or style not in VERSION_STYLES:
+                raise ValueError(f"version_style {name}={style}: expected a TDS entity = {'|'.join(VERSION_STYLES)}")
         self.config = config
         self.stop_event = threading.Event()
         self.store = Store()
@@ -84,6 +88,12 @@ class SimulatorState:
         loaded = load_fixtures(config.fixtures_dir) if config.fixtures_dir else {}
         for name, records in generate(config, loaded).items():
             self.store[ADMIN_ENTITIES[name].collection].load(records)
+
+    def as_served(self, coll: Collection, record: dict, view: dict, in_list: bool) -> dict:
+        """`view` of `record` (list row or GET shape) as the API serves it: in its entity's version style."""
+        styles = self.config.version_style
+        style = styles.get(admin_entity_name(coll.name, record) or "", "timestamp") if styles else "timestamp"
+        return version_shape(view, style, in_list)
 
     # ---- admin data changes --------------------------------------------------------------------------
     @staticmethod
@@ -129,7 +139,7 @@ class SimulatorState:
             store.put(record)
         view = detail_view(coll, record)
         if self.webhooks is not None:
-            self.webhooks.send(name, record_id, coll.singular, view)
+            self.webhooks.send(name, record_id, coll.singular, self.as_served(coll, record, view, in_list=False))
         return view
 
     def patch_record(self, name: str, record_id: str, body: object) -> dict | None:
@@ -153,7 +163,9 @@ class SimulatorState:
             return None
         view = detail_view(coll, previous)
         if self.webhooks is not None:
-            self.webhooks.send(name, record_id, coll.singular, view, deleted=True)
+            self.webhooks.send(
+                name, record_id, coll.singular, self.as_served(coll, previous, view, False), deleted=True
+            )
         return view
 
     def entity_ids(self, name: str) -> list[str]:

@@ -3,6 +3,7 @@
 Records are kept whole (GET shape). A list query (filters + sort) yields an ordered id list that is cached
 until the collection next changes, so paging through 50,000 items costs one sort, then slices.
 Ties in any sort are broken by insertion order, so paging is stable while the data does not change.
+Records keep their real times: filters and sorting use them whatever `version_shape` serves.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from tds_pipelines.simulator.endpoints import COLLECTIONS, Collection
-from tds_pipelines.simulator.timestamps import parse_ts
+from tds_pipelines.simulator.timestamps import format_ts, parse_ts
 
 _NUMERIC_SORT = frozenset({"total", "balance", "rate", "purchase_rate", "stock_on_hand", "amount"})
 _CACHE_LIMIT = 256
@@ -192,3 +193,26 @@ def list_row(collection: Collection, record: dict, warehouse_id: str | None = No
                 row["actual_available_stock"] = stock.get("warehouse_actual_available_stock", 0)
                 break
     return row
+
+
+_CHANGE_TIMES = ("last_modified_time", "updated_time")  # credit notes' GET names it updated_time
+
+
+def version_shape(view: dict, style: str, in_list: bool) -> dict:
+    """`view` (a list row or GET shape) with its times as `style` serves them (config.VERSION_STYLES).
+
+    `timestamp`: as stored. `date`: the change time as a bare `YYYY-MM-DD` in the organization's zone (as
+    Zoho's Inventory item list documents it). `none`: no created, change or update time at all (as some
+    documented lists show). `list_only`: the list row has the change time, the GET has not."""
+    if style == "timestamp" or (style == "list_only" and in_list):
+        return view
+    view = dict(view)
+    if style == "date":
+        for key in _CHANGE_TIMES:
+            epoch = parse_ts(view.get(key))
+            if epoch is not None:
+                view[key] = format_ts(epoch)[:10]
+    else:
+        for key in (*_CHANGE_TIMES, "created_time") if style == "none" else _CHANGE_TIMES:
+            view.pop(key, None)
+    return view

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import queue
 import threading
 import time
@@ -18,6 +17,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+
+from tds_pipelines.simulator.replies import encode
 
 
 def signature(secret: str, params: dict[str, str], body: bytes) -> str:
@@ -62,7 +63,7 @@ class WebhookSender:
 
     def _deliver(self, entity: str, record_id: str, singular: str, record: dict, deleted: bool) -> None:
         url = _with_param(self.url, "event", "deleted") if deleted else self.url
-        body = json.dumps({singular: record}, ensure_ascii=False).encode()
+        body = encode({singular: record})
         headers = {"Content-Type": "application/json", "User-Agent": "ZohoBooks-Webhook (TDS simulator)"}
         if self.token:
             headers["X-TDS-Token"] = self.token
