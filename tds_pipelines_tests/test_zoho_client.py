@@ -20,7 +20,7 @@ from tds_pipelines.erp.migrate import upgrade
 from tds_pipelines.simulator.config import SimulatorConfig
 from tds_pipelines.simulator.server import start_simulator
 from tds_pipelines.zoho import datacenters
-from tds_pipelines.zoho.client import ZohoClient
+from tds_pipelines.zoho.client import ZohoClient, _dedupe, parse_retry_after
 from tds_pipelines.zoho.credentials import ZohoCredentials, scrub
 from tds_pipelines.zoho.errors import (
     BudgetShareExceeded,
@@ -192,9 +192,10 @@ def test_scrub_removes_known_secrets_and_secret_named_parameters():
 def test_errors_render_what_to_do_and_survive_pickling():
     err = ZohoNotFound("not found: Invoice does not exist.", code=1002, status=404, path="/invoices/9", record_id="9")
     assert "record 9" in str(err) and "Zoho code 1002" in str(err) and "/invoices/9" in str(err)
-    share = BudgetShareExceeded("stock_sync", 100, 100, 1000, 0.1)
+    share = BudgetShareExceeded("stock_sync", 100, 100, 1000, 0.1, 1000, 0)
     again = pickle.loads(pickle.dumps(share))
     assert (again.job, again.used, again.share, str(again)) == ("stock_sync", 100, 100, str(share))
+    assert (again.used_total, again.reserved_for_others) == (1000, 0)
     quota = pickle.loads(pickle.dumps(ZohoQuotaExhausted("spent", code=45, reset_at=datetime(2030, 1, 1, tzinfo=UTC))))
     assert quota.reset_at.year == 2030 and "2030-01-01" in str(quota)
 
@@ -204,6 +205,27 @@ def test_reset_header_readings():
     assert reset_time("3600", now) == datetime(2030, 1, 1, 1, tzinfo=UTC)
     assert reset_time(str(int(datetime(2030, 1, 2, tzinfo=UTC).timestamp())), now) == datetime(2030, 1, 2, tzinfo=UTC)
     assert reset_time("", now) is None and reset_time(None, now) is None
+
+
+def test_retry_after_readings():
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    assert parse_retry_after("120", now) == 120 and parse_retry_after(" 0 ", now) == 0
+    assert parse_retry_after("Tue, 01 Jan 2030 00:01:30 GMT", now) == 90
+    assert parse_retry_after("Mon, 31 Dec 2029 23:00:00 GMT", now) == 0  # already past: go now
+    for unreadable in (None, "", "soon", "-5", "1.5", "²"):
+        assert parse_retry_after(unreadable, now) is None
+
+
+def test_duplicates_are_dropped_only_when_identical_and_non_objects_pass_through():
+    seen: set = set()
+    first = {"invoice_id": "1", "total": 10}
+    changed = {"invoice_id": "1", "total": 12}
+    page = [first, "not a record", {"invoice_id": "1", "total": 10}, changed, None, {"total": 5}, [1], dict(changed)]
+    kept, dropped = _dedupe(page, "invoice_id", seen)
+    assert kept == [first, "not a record", changed, None, {"total": 5}, [1]] and dropped == 2
+    # Across pages, and whatever the key order: a copy identical to any copy yielded earlier is dropped.
+    kept, dropped = _dedupe([{"total": 10, "invoice_id": "1"}, {"total": 12, "invoice_id": "1"}, 7], "invoice_id", seen)
+    assert kept == [7] and dropped == 2
 
 
 # -- SQLite smoke ---------------------------------------------------------------------------------------
@@ -321,6 +343,20 @@ def test_invalid_refresh_token_is_an_auth_error_without_secrets(sim, pg_engine):
 
 
 @pytestmark_pg
+def test_a_wrong_client_secret_is_refused_at_once_despite_a_cached_token(sim, pg_engine):
+    good = ZohoClient(creds(sim), pg_engine, **FAST)
+    good.get_json("books", "/users")
+    assert creds(sim).cache_key != creds(sim, client_secret="wrong-secret-123").cache_key
+    wrong = ZohoClient(creds(sim, client_secret="wrong-secret-123"), pg_engine, **FAST)
+    with pytest.raises(ZohoAuthError, match="invalid_client_secret") as info:
+        wrong.get_json("books", "/users")
+    no_secret_in(f"{info.value} {info.value.__dict__}", "wrong-secret-123")
+    assert wrong.calls == 0 and stats(sim)["api_calls"] == 1  # the cached token was not used
+    good.get_json("books", "/users")  # the good credentials keep their token
+    assert stats(sim)["token_refreshes"] == 1
+
+
+@pytestmark_pg
 def test_access_denied_blocks_refreshes_for_every_process(sim_factory, pg_engine):
     sim = sim_factory(refresh_limit=1)
     first = ZohoClient(creds(sim), pg_engine, **FAST)
@@ -370,6 +406,40 @@ def test_malformed_answers_past_the_retries_raise_bad_response(sim, pg_engine):
 
 
 @pytestmark_pg
+def test_five_503s_in_a_row_are_outlasted(sim, pg_engine):
+    admin(sim, "faults", {"kind": "503", "count": 5, "path_contains": "/users"})
+    client = ZohoClient(creds(sim), pg_engine, backoff_base=0.02)  # default retry_for, max_retries and cap
+    assert client.get_json("books", "/users")["code"] == 0
+    assert client.retries == 5 and client.calls == 6
+
+
+@pytestmark_pg
+def test_a_failure_outlasting_retry_for_gives_up_with_a_clear_error(sim, pg_engine):
+    admin(sim, "faults", {"kind": "503", "count": 1000, "path_contains": "/users"})
+    client = ZohoClient(creds(sim), pg_engine, retry_for=0.5, **FAST)
+    started = time.monotonic()
+    with pytest.raises(ZohoError, match=r"HTTP 503.*gave up after \d+ attempts in 0\.\d s") as info:
+        client.get_json("books", "/users")
+    assert 0.5 <= time.monotonic() - started < 2
+    assert info.value.status == 503 and client.calls >= 3
+
+
+@pytestmark_pg
+def test_retry_after_is_honoured_within_retry_for(sim, pg_engine):
+    admin(sim, "faults", {"kind": "503", "count": 1, "path_contains": "/users", "retry_after": 1})
+    patient = ZohoClient(creds(sim), pg_engine, **FAST)  # backoff alone would wait at most 0.02 s
+    started = time.monotonic()
+    assert patient.get_json("books", "/users")["code"] == 0
+    assert 1 <= time.monotonic() - started < 2 and patient.retries == 1
+
+    admin(sim, "faults", {"kind": "503", "count": 1, "path_contains": "/users", "retry_after": 30})
+    hurried = ZohoClient(creds(sim), pg_engine, retry_for=0.3, **FAST)
+    started = time.monotonic()
+    assert hurried.get_json("books", "/users")["code"] == 0  # waited what was left of retry_for, not 30 s
+    assert 0.3 <= time.monotonic() - started < 1.3 and hurried.retries == 1
+
+
+@pytestmark_pg
 def test_code_1070_is_retried(sim_factory, pg_engine):
     sim = sim_factory(concurrency_limit=1)
     admin(
@@ -395,6 +465,22 @@ def test_code_1070_is_retried(sim_factory, pg_engine):
     assert client.get_json("books", "/users")["code"] == 0
     holder.join(timeout=10)
     assert stats(sim)["rejected"]["1070"] >= 1 and client.retries >= 1
+
+
+@pytestmark_pg
+def test_listing_yields_a_changed_copy_again_and_drops_an_identical_one(sim, pg_engine):
+    client = ZohoClient(creds(sim), pg_engine, **FAST)
+    pages = client.list_pages("books", "/invoices", "invoices", id_field="invoice_id")
+    first = next(pages)
+    last = first.records[-1]
+    requests.patch(f"{sim.url}/admin/invoices/{last['invoice_id']}", json={"reference_number": "X"}, timeout=5)
+    admin(sim, "faults", {"kind": "duplicate", "count": 2, "path_contains": "/invoices"})
+    second, third = pages
+    assert second.records[0]["invoice_id"] == last["invoice_id"] and second.records[0] != last
+    assert second.records[0]["reference_number"] == "X"
+    assert (len(second.records), second.duplicates) == (201, 0)  # the changed copy is yielded again
+    assert (len(third.records), third.duplicates) == (50, 1)  # page 2's last record, unchanged: dropped
+    assert client.duplicates == 1
 
 
 @pytestmark_pg
@@ -448,12 +534,72 @@ def test_job_over_its_daily_share_skips_before_spending(sim, pg_engine):
         stock.get_json("books", "/users")
     err = info.value
     assert (err.job, err.used, err.share, err.daily_limit) == ("stock_sync", 2, 2, 10)
+    # full_sync has not spent its floor of 8: nothing is left to borrow.
+    assert (err.used_total, err.reserved_for_others) == (2, 8)
     assert "stock_sync" in str(err) and "2 of its 2" in str(err)
     assert stock.calls == 2 and stats(sim)["api_calls"] == 2
     # Another job still has its own share.
     full = ZohoClient(creds(sim), pg_engine, job="full_sync", daily_limit=10, shares=shares, **FAST)
     full.get_json("books", "/users")
     assert full.budget.share_status().used == 1
+
+
+def floor_budget(engine, job: str, **kwargs) -> RateBudget:
+    """A budget on the database only, with floors a=2 and b=3 of a daily limit of 10 unless overridden."""
+    kwargs = {"per_minute": 1000, "daily_limit": 10, "shares": {"a": 0.2, "b": 0.3}, **kwargs}
+    return RateBudget(engine, "org-floors", job=job, **kwargs)
+
+
+def spend(budget: RateBudget, calls: int) -> None:
+    for _ in range(calls):
+        budget.acquire()
+
+
+@pytestmark_pg
+def test_a_job_past_its_floor_borrows_while_the_others_are_idle(pg_engine):
+    a = floor_budget(pg_engine, "a")
+    assert a.share_status().available == 7  # its floor of 2, then 5 nobody reserved (b keeps its 3)
+    spend(a, 7)
+    with pytest.raises(BudgetShareExceeded) as info:
+        a.acquire()
+    err = info.value
+    assert (err.used, err.share, err.used_total, err.reserved_for_others) == (7, 2, 7, 3)
+    assert "7 of its 2" in str(err) and "made 7 calls" in str(err) and "hold 3" in str(err)
+    status = a.share_status()
+    assert (status.used, status.remaining, status.available) == (7, 0, 0)
+    assert a.calls_today() == 7
+
+
+@pytestmark_pg
+def test_borrowing_never_eats_another_jobs_unspent_floor(pg_engine):
+    a, b = floor_budget(pg_engine, "a"), floor_budget(pg_engine, "b")
+    spend(b, 1)
+    assert a.share_status().available == 7  # 10 - 1 used - 2 still reserved for b
+    spend(a, 7)
+    with pytest.raises(BudgetShareExceeded):
+        a.acquire()
+    assert b.share_status().available == 2
+    spend(b, 2)  # b's floor was kept for it
+    with pytest.raises(BudgetShareExceeded):
+        b.acquire()
+    assert b.calls_today() == 10
+
+
+@pytestmark_pg
+def test_other_apps_calls_shrink_what_can_be_borrowed(pg_engine):
+    a = floor_budget(pg_engine, "a", daily_limit=None, shares={"a": 0.1, "b": 0.25})
+    assert a.share_status() is None  # no daily limit known yet
+    # Zoho says 12 of 20 calls are left today while TDS made none: other apps made 8.
+    a.record_headers({"X-Rate-Limit-Limit": "20", "X-Rate-Limit-Remaining": "12", "X-Rate-Limit-Reset": "3600"})
+    status = a.share_status()
+    assert (status.share, status.used_total, status.reserved_for_others, status.available) == (2, 8, 5, 7)
+    spend(a, 7)  # counted on top of Zoho's last report, which does not know them yet
+    with pytest.raises(BudgetShareExceeded) as info:
+        a.acquire()
+    assert (info.value.used, info.value.used_total) == (7, 15)
+    # The floor stays reserved whatever the other apps spend.
+    a.record_headers({"X-Rate-Limit-Limit": "20", "X-Rate-Limit-Remaining": "1"})
+    assert floor_budget(pg_engine, "b", daily_limit=None, shares={"a": 0.1, "b": 0.25}).share_status().available == 5
 
 
 @pytestmark_pg

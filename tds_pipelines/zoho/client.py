@@ -6,11 +6,15 @@ shared `RateBudget` first; the access token comes from the shared `TokenCache`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import requests
@@ -40,11 +44,12 @@ ITEM_DETAILS_CHUNK = 100
 
 @dataclass
 class Page:
-    """One page of a listing: its number, the records not seen earlier in this listing, whether Zoho says
-    more pages follow, how many in-run duplicates were dropped, and Zoho's page_context."""
+    """One page of a listing: its number, its entries (see `_dedupe` for which copies of a record are kept;
+    entries that are not JSON objects are passed through), whether Zoho says more pages follow, how many
+    in-run duplicates were dropped, and Zoho's page_context."""
 
     number: int
-    records: list[dict]
+    records: list[Any]
     has_more: bool
     duplicates: int = 0
     page_context: dict = field(default_factory=dict)
@@ -63,9 +68,11 @@ class ZohoClient:
     """Calls Zoho Books (`api="books"`, /books/v3) and Inventory (`api="inventory"`, /inventory/v1) for one
     organization, on behalf of `job` (the name its calls are counted under for the daily shares).
 
-    `per_minute`, `daily_limit` and `shares` configure the shared RateBudget; `timeout` is per request;
-    `max_retries` bounds the retries of one call (5xx, timeouts, connection errors, code 1070, malformed
-    JSON), spaced by exponential backoff with jitter from `backoff_base` up to `backoff_cap` seconds."""
+    `per_minute`, `daily_limit` and `shares` configure the shared RateBudget; `timeout` is per request.
+    A call that fails transiently (5xx, 429, timeouts, connection errors, code 1070, malformed JSON) is retried
+    for `retry_for` seconds after its first failure, with exponential backoff and jitter from `backoff_base`
+    up to `backoff_cap` seconds, or as long as a Retry-After header asks (capped by the time left);
+    `max_retries`, when given, also bounds the number of retries."""
 
     def __init__(
         self,
@@ -76,10 +83,11 @@ class ZohoClient:
         daily_limit: int | None = None,
         shares: Mapping[str, float] | None = None,
         timeout: float = 30,
-        max_retries: int = 4,
+        max_retries: int | None = None,
         *,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 8.0,
+        retry_for: float = 300.0,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
         session: requests.Session | None = None,
         timezone: str | None = None,
     ) -> None:
@@ -87,7 +95,8 @@ class ZohoClient:
         self.engine = engine
         self.job = job
         self.timeout = timeout
-        self.max_retries = max(0, max_retries)
+        self.max_retries = None if max_retries is None else max(0, max_retries)
+        self.retry_for = retry_for
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.session = session or requests.Session()
@@ -148,45 +157,44 @@ class ZohoClient:
     def get_json(self, api: Api, path: str, params: Mapping[str, Any] | None = None) -> dict:
         """GET `path` under the `api` root with `params` (plus organization_id) and return the answer.
 
-        Retries transient failures; refreshes the token once on 401 code 57. Raises ZohoPermissionError
-        (57 again), ZohoAuthError (14), ZohoNotFound (1002), ZohoQuotaExhausted (45), BudgetShareExceeded
-        (this job's daily share is spent: nothing was sent), ZohoBadResponse (unreadable after retries), or
-        ZohoError."""
+        Retries transient failures (see the class); refreshes the token once on 401 code 57. Raises
+        ZohoPermissionError (57 again), ZohoAuthError (14), ZohoNotFound (1002), ZohoQuotaExhausted (45),
+        BudgetShareExceeded (this job's daily share is spent and nothing is left to borrow: nothing was sent),
+        ZohoBadResponse (unreadable after retries), or ZohoError."""
         if api not in API_ROOTS:
             raise ValueError(f"api must be one of {', '.join(API_ROOTS)}, got {api!r}")
         query = {k: v for k, v in (params or {}).items() if v is not None}
         query["organization_id"] = self.credentials.organization_id
         refreshed = False
         attempt = 0
+        failing_since: float | None = None  # the retry_for clock starts at the first failure, not at budget waits
         while True:
             self.budget.acquire()
             token = self.tokens.get()
             url = self.credentials.api_base(token.api_domain) + API_ROOTS[api] + path
             self.calls += 1
             try:
-                resp = self.session.get(
-                    url,
-                    params=query,
-                    headers={"Authorization": f"Zoho-oauthtoken {token.token}"},
-                    timeout=self.timeout,
-                )
+                resp = self._send(url, query, token.token, path)
                 self.budget.record_headers(resp.headers)
                 return self._judge(resp, path, refreshed)
             except _TokenRefused:
                 refreshed = True
                 self.tokens.invalidate(token.token)
                 log.info("Zoho refused the access token (code 57) on %s; refreshing once", path)
-            except (
-                requests.Timeout,
-                requests.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                attempt = self._back_off(
-                    attempt,
-                    _Retry(ZohoError(f"{type(exc).__name__} calling Zoho", path=path, hint=_TRANSIENT_HINT)),
-                )
             except _Retry as retry:
-                attempt = self._back_off(attempt, retry)
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                attempt = self._back_off(attempt, failing_since, retry)
+
+    def _send(self, url: str, query: Mapping[str, Any], token: str, path: str) -> requests.Response:
+        """One GET; a transport failure becomes a `_Retry`."""
+        try:
+            return self.session.get(
+                url, params=query, headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=self.timeout
+            )
+        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            # `from None`: the transport exception may quote URLs, keep it out of the report.
+            raise _Retry(ZohoError(f"{type(exc).__name__} calling Zoho", path=path, hint=_TRANSIENT_HINT)) from None
 
     def _judge(self, resp: requests.Response, path: str, refreshed: bool) -> dict:
         """The answer's body when it is a success; otherwise raise what the status and code mean."""
@@ -197,6 +205,7 @@ class ZohoClient:
             body = None
         code = _int(body.get("code")) if isinstance(body, dict) else None
         message = self._message(body, resp)
+        wait = parse_retry_after(resp.headers.get("Retry-After")) if status == 429 or status >= 500 else None
         if status == 401 and code in (57, None):
             if not refreshed:
                 raise _TokenRefused()
@@ -219,7 +228,7 @@ class ZohoClient:
         if code == 14:
             raise ZohoAuthError(f"Zoho found no usable auth header: {message}", code=code, status=status, path=path)
         if code == 44:
-            self.budget.block_per_minute()
+            self.budget.block_per_minute(wait or 60.0)  # Zoho's per-minute block lasts a minute unless it says
             raise _Retry(
                 ZohoRateLimited(f"per-minute limit exceeded: {message}", code=code, status=status, path=path),
                 delay=0,  # the shared budget now makes every process wait out the minute
@@ -234,7 +243,9 @@ class ZohoClient:
                 reset_at=reset_at,
             )
         if code == 1070:
-            raise _Retry(ZohoError(f"too many concurrent requests: {message}", code=code, status=status, path=path))
+            raise _Retry(
+                ZohoError(f"too many concurrent requests: {message}", code=code, status=status, path=path), wait
+            )
         if status >= 500 or status == 429:
             raise _Retry(
                 ZohoError(
@@ -243,7 +254,8 @@ class ZohoClient:
                     status=status,
                     path=path,
                     hint=_TRANSIENT_HINT,
-                )
+                ),
+                wait,
             )
         if code == 1002:
             raise ZohoNotFound(f"not found: {message}", code=code, status=status, path=path, record_id=_record_id(path))
@@ -257,17 +269,22 @@ class ZohoClient:
         text = str(body.get("message") or body.get("error") or "") if isinstance(body, dict) else resp.text[:200]
         return scrub(" ".join(text.split()), self.credentials.secrets()) or f"HTTP {resp.status_code}"
 
-    def _back_off(self, attempt: int, retry: _Retry) -> int:
-        """Sleep before the next attempt, or raise the failure once `max_retries` retries are spent."""
-        if attempt >= self.max_retries:
+    def _back_off(self, attempt: int, failing_since: float, retry: _Retry) -> int:
+        """Sleep before the next attempt (the Retry-After delay, else exponential backoff with jitter, never past
+        `retry_for`), or raise the failure once `retry_for` seconds have passed since the call first failed or
+        `max_retries` retries are spent."""
+        elapsed = time.monotonic() - failing_since
+        left = self.retry_for - elapsed
+        if left <= 0 or (self.max_retries is not None and attempt >= self.max_retries):
             error = retry.error
-            gave_up = f"gave up after {attempt + 1} attempts"
+            gave_up = f"gave up after {attempt + 1} attempts in {elapsed:.1f} s"
             error.hint = f"{error.hint}; {gave_up}" if error.hint else gave_up
             error.args = (error._render(),)
-            raise error from None  # the transport exception may quote URLs: keep it out of the report
+            raise error from None  # its chain may hold the transport exception, which may quote URLs
         delay = retry.delay
         if delay is None:
             delay = min(self.backoff_cap, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+        delay = min(delay, left)
         log.warning("retrying Zoho call (%s) in %.2f s", retry.error, delay)
         self.retries += 1
         if delay > 0:
@@ -290,9 +307,10 @@ class ZohoClient:
     ) -> Iterator[Page]:
         """The pages of a listing, until page_context.has_more_page is false (not on a short page).
 
-        With `id_field`, a record already yielded earlier in this listing is dropped (Zoho can repeat a
-        record across pages); the drops are counted in `Page.duplicates` and `self.duplicates`."""
-        seen: set[str] = set()
+        With `id_field`, a copy of a record identical to one already yielded in this listing is dropped (Zoho
+        can repeat a record across pages, see `_dedupe`); the drops are counted in `Page.duplicates` and
+        `self.duplicates`."""
+        seen: set[tuple[str, str]] = set()
         number = start_page
         pages = 0
         while True:
@@ -365,21 +383,43 @@ class _TokenRefused(Exception):
 _TRANSIENT_HINT = "Zoho or the network failed repeatedly; the run can be retried later"
 
 
-def _dedupe(records: list, id_field: str | None, seen: set[str]) -> tuple[list[dict], int]:
-    kept: list[dict] = []
+def _dedupe(records: list, id_field: str | None, seen: set[tuple[str, str]]) -> tuple[list, int]:
+    """The entries of one page to yield, and how many were dropped as duplicates.
+
+    A record whose `id_field` value and content (compared as canonical JSON) equal those of a copy already
+    yielded in this listing (`seen`, updated here) is dropped: it adds nothing. A copy with the same id but
+    other content is yielded again, since it may be newer (the sync engine keeps the newest by version).
+    Entries that are not JSON objects, and records without an id, are passed through untouched: the engine
+    keeps them as dead letters with a reason instead of losing them silently."""
+    kept: list = []
     dropped = 0
     for record in records:
-        if not isinstance(record, dict):
-            continue
-        record_id = record.get(id_field) if id_field else None
+        record_id = record.get(id_field) if id_field and isinstance(record, dict) else None
         if record_id not in (None, ""):
-            key = str(record_id)
+            # A digest, not the record: a long listing keeps 64 bytes per copy in memory.
+            canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
+            key = (str(record_id), hashlib.sha256(canonical.encode()).hexdigest())
             if key in seen:
                 dropped += 1
                 continue
             seen.add(key)
         kept.append(record)
     return kept, dropped
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """The seconds a Retry-After header asks to wait: delta-seconds or an HTTP-date (a past date means 0);
+    None when absent or unreadable."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000" dates come back naive; HTTP-dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _record_id(path: str) -> str | None:

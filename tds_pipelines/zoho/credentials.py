@@ -72,11 +72,12 @@ class ZohoCredentials:
 
     @property
     def cache_key(self) -> str:
-        """sha256 of accounts host + client id + refresh token: names the shared token without holding a
-        secret."""
+        """sha256 of accounts host + client id + refresh token + client secret: names the shared token without
+        holding a secret. The secret is part of it so that a token cached for other credentials is never
+        handed out: changed (or wrong) credentials refresh on their next call and Zoho judges them at once."""
         host = urlsplit(self.token_url).netloc.lower()
-        digest = hashlib.sha256("\n".join((host, self.client_id, self.refresh_token)).encode())
-        return digest.hexdigest()
+        parts = (host, self.client_id, self.refresh_token, self.client_secret)
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def secrets(self) -> tuple[str, ...]:
         """The values that must never be shown (used by `scrub`)."""

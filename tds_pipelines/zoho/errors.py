@@ -101,17 +101,31 @@ class ZohoBadResponse(ZohoError):
 
 
 class BudgetShareExceeded(ZohoError):
-    """A job reached its share of the daily quota: the job should skip, reporting these figures."""
+    """A job spent its floor of the daily quota and nothing is left to borrow (the organization's calls today,
+    `used_total`, plus the other jobs' unspent floors, `reserved_for_others`, reach `daily_limit`): the job
+    should skip, reporting these figures."""
 
-    def __init__(self, job: str, used: int, share: int, daily_limit: int, fraction: float) -> None:
+    def __init__(
+        self,
+        job: str,
+        used: int,
+        share: int,
+        daily_limit: int,
+        fraction: float,
+        used_total: int,
+        reserved_for_others: int,
+    ) -> None:
         self.job = job
         self.used = used
         self.share = share
         self.daily_limit = daily_limit
         self.fraction = fraction
+        self.used_total = used_total
+        self.reserved_for_others = reserved_for_others
         super().__init__(
-            f"job {job!r} has used {used} of its {share} API calls today "
-            f"({fraction:.0%} of the daily quota of {daily_limit})",
+            f"job {job!r} has used {used} of its {share} API calls today ({fraction:.0%} of the daily quota of "
+            f"{daily_limit}) and nothing is left to borrow: the organization made {used_total} calls today and "
+            f"the other jobs' unspent shares hold {reserved_for_others}",
             hint="skipped to leave the rest of the quota to other jobs; it runs again after the daily reset "
             "(or raise its share)",
         )

@@ -6,6 +6,9 @@ the calls of the last 60 seconds (plus a skew margin) and either inserts its own
 until the oldest call leaves the window, then sleeps that long outside the lock. The same row records blocks
 that every process honours: a spent daily quota (code 45) until its reset, a per-minute breach (code 44)
 for a minute, and the daily limit and remaining count Zoho reports in X-Rate-Limit-* headers.
+
+Daily shares are floors: each job's fraction of the daily quota is reserved for it, and a job past its floor
+may borrow what is neither used by the organization today nor reserved as another job's unspent floor.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from tds_pipelines.zoho.errors import BudgetShareExceeded, ZohoQuotaExhausted, Z
 
 log = logging.getLogger(__name__)
 
-# Fractions of the daily quota per job; jobs not named here share "other". Webhook-driven detail fetches
-# and the nightly full sync come first (DESIGN §3, API economy).
+# Fractions of the daily quota reserved per job (floors, see ShareStatus); jobs not named here share "other".
+# Webhook-driven detail fetches and the nightly full sync come first (DESIGN §3, API economy).
 DEFAULT_SHARES: dict[str, float] = {
     "full_sync": 0.3,
     "process_webhook_queue": 0.25,
@@ -45,7 +48,11 @@ _PER_MINUTE = "per_minute"
 
 @dataclass(frozen=True)
 class ShareStatus:
-    """A job's standing against its share of today's quota (`bucket` is the job or "other")."""
+    """A job's standing today (`bucket` is the job or "other"): it `used` that many calls of its floor `share`
+    (`fraction` of `daily_limit`); the organization made `used_total` calls today (TDS's own, or more when
+    Zoho's X-Rate-Limit-Remaining says so: other apps' calls count); the other buckets' unspent floors are
+    `reserved_for_others`. The job may call while under its floor, or past it while
+    `used_total + reserved_for_others < daily_limit`: `available` is how many calls that leaves it today."""
 
     job: str
     bucket: str
@@ -53,9 +60,13 @@ class ShareStatus:
     share: int
     daily_limit: int
     fraction: float
+    used_total: int
+    reserved_for_others: int
+    available: int
 
     @property
     def remaining(self) -> int:
+        """Calls left of the job's own floor (borrowing aside)."""
         return max(0, self.share - self.used)
 
 
@@ -63,9 +74,9 @@ class RateBudget:
     """Draws calls for `job` from the budget of `organization_id`, shared with every other process.
 
     `per_minute` is the sliding-window limit (Zoho: 100), `daily_limit` the plan's daily quota (None: as Zoho
-    reports it in X-Rate-Limit-Limit; unknown means shares are not enforced yet), `shares` maps job to its
-    fraction of the daily quota (None: DEFAULT_SHARES; {}: no shares), `skew_margin` widens the window to
-    absorb latency and clock skew, `max_wait` bounds one `acquire`."""
+    reports it in X-Rate-Limit-Limit; unknown means shares are not enforced yet), `shares` maps job to the
+    fraction of the daily quota reserved for it (None: DEFAULT_SHARES; {}: no shares), `skew_margin` widens
+    the window to absorb latency and clock skew, `max_wait` bounds one `acquire`."""
 
     def __init__(
         self,
@@ -107,8 +118,9 @@ class RateBudget:
     def acquire(self) -> None:
         """Take one call from the budget, waiting (bounded by `max_wait`) while the minute is full.
 
-        Raises BudgetShareExceeded when the job spent its daily share, ZohoQuotaExhausted while a daily
-        quota block holds, ZohoRateLimited when the wait would exceed `max_wait`."""
+        Raises BudgetShareExceeded when the job spent its daily floor and nothing is left to borrow,
+        ZohoQuotaExhausted while a daily quota block holds, ZohoRateLimited when the wait would exceed
+        `max_wait`."""
         if self.acquired % self.prune_every == 0:
             self.prune()
         deadline = time.monotonic() + self.max_wait
@@ -142,8 +154,16 @@ class RateBudget:
                     )
                 return max(0.05, (blocked_until - now).total_seconds())
             status = self._recent_share_status(conn, row)
-            if status is not None and status.used >= status.share:
-                raise BudgetShareExceeded(status.job, status.used, status.share, status.daily_limit, status.fraction)
+            if status is not None and status.available <= 0:
+                raise BudgetShareExceeded(
+                    status.job,
+                    status.used,
+                    status.share,
+                    status.daily_limit,
+                    status.fraction,
+                    status.used_total,
+                    status.reserved_for_others,
+                )
             window_start = now - timedelta(seconds=WINDOW_SECONDS + self.skew_margin)
             # The per_minute-th newest call in the window, if there is one, must leave it before one more fits
             # (an index scan of at most per_minute rows, whatever the volume).
@@ -176,20 +196,33 @@ class RateBudget:
     # -- daily shares ----------------------------------------------------------------------------------
 
     def share_status(self) -> ShareStatus | None:
-        """This job's calls today against its share, or None when no daily limit is known or the job has
-        no share (shares disabled)."""
+        """This job's standing today, `available` included (see ShareStatus), or None when no daily limit is
+        known or the job has no share (shares disabled)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(rate_budget).where(rate_budget.c.organization_id == self.organization_id)).first()
             return self._share_status(conn, row)
 
     def _recent_share_status(self, conn, row) -> ShareStatus | None:
-        """The share status, recounted every SHARE_RECOUNT_EVERY calls and estimated from this instance's own
-        calls in between: counting today's log on every call would cost O(calls today) per call."""
-        if self._share_counted_at is None or self.acquired - self._share_counted_at >= SHARE_RECOUNT_EVERY:
-            self._share, self._share_counted_at = self._share_status(conn, row), self.acquired
-        if self._share is None:
-            return None
-        return replace(self._share, used=self._share.used + self.acquired - self._share_counted_at)
+        """The share status, counted every SHARE_RECOUNT_EVERY calls and estimated from this instance's own
+        calls in between (counting today's log on every call would cost O(calls today) per call), but counted
+        on every call past the job's floor: within its floor nobody else can take a job's calls, while what it
+        may borrow shrinks with every other job's calls."""
+        counted_at = self._share_counted_at
+        if counted_at is not None and self.acquired - counted_at < SHARE_RECOUNT_EVERY:
+            if self._share is None:
+                return None
+            calls = self.acquired - counted_at
+            # Each own call takes one from the floor or from what may be borrowed: `available` drops by one.
+            estimate = replace(
+                self._share,
+                used=self._share.used + calls,
+                used_total=self._share.used_total + calls,
+                available=max(0, self._share.available - calls),
+            )
+            if estimate.used < estimate.share:
+                return estimate
+        self._share, self._share_counted_at = self._share_status(conn, row), self.acquired
+        return self._share
 
     def _share_status(self, conn, row) -> ShareStatus | None:
         limit = self.daily_limit or (row.daily_limit if row is not None else None)
@@ -197,17 +230,34 @@ class RateBudget:
         fraction = self.shares.get(bucket)
         if not limit or fraction is None:
             return None
-        query = select(func.count()).where(
-            api_calls.c.organization_id == self.organization_id, api_calls.c.called_at >= self.day_start()
-        )
-        if bucket == OTHER:
-            named = [job for job in self.shares if job != OTHER]
-            if named:
-                query = query.where(api_calls.c.job.not_in(named))
-        else:
-            query = query.where(api_calls.c.job == self.job)
-        used = conn.execute(query).scalar_one()
-        return ShareStatus(self.job, bucket, used, int(fraction * limit), int(limit), fraction)
+        day_start = self.day_start()
+        used_by_bucket: dict[str, int] = {}
+        for job, calls in conn.execute(
+            select(api_calls.c.job, func.count())
+            .where(api_calls.c.organization_id == self.organization_id, api_calls.c.called_at >= day_start)
+            .group_by(api_calls.c.job)
+        ):
+            name = job if job in self.shares else OTHER
+            used_by_bucket[name] = used_by_bucket.get(name, 0) + calls
+        floors = {name: int(share * limit) for name, share in self.shares.items()}
+        used, floor = used_by_bucket.get(bucket, 0), floors[bucket]
+        used_total = max(sum(used_by_bucket.values()), self._reported_used(conn, row, limit, day_start))
+        reserved = sum(max(0, f - used_by_bucket.get(name, 0)) for name, f in floors.items() if name != bucket)
+        available = max(0, floor - used, limit - used_total - reserved)
+        return ShareStatus(self.job, bucket, used, floor, int(limit), fraction, used_total, reserved, available)
+
+    def _reported_used(self, conn, row, limit: int, day_start: datetime) -> int:
+        """The organization's calls today as Zoho last reported them (daily limit − X-Rate-Limit-Remaining, so
+        other apps' calls count) plus TDS's calls logged since that report; 0 without a report today."""
+        reported_at = as_utc(row.updated_at) if row is not None and row.daily_remaining is not None else None
+        if reported_at is None or reported_at < day_start:
+            return 0
+        since = conn.execute(
+            select(func.count()).where(
+                api_calls.c.organization_id == self.organization_id, api_calls.c.called_at > reported_at
+            )
+        ).scalar_one()
+        return (row.daily_limit or limit) - row.daily_remaining + since
 
     def day_start(self, now: datetime | None = None) -> datetime:
         """Midnight of today in the organization's timezone (TDS_TIMEZONE), as UTC."""
@@ -297,7 +347,8 @@ class RateBudget:
             conn.execute(
                 update(rate_budget)
                 .where(rate_budget.c.organization_id == self.organization_id)
-                .values(blocked_until=until, block_reason=f"{_PER_MINUTE}: code 44", updated_at=now)
+                # updated_at is left alone: it dates Zoho's daily figures (see _reported_used)
+                .values(blocked_until=until, block_reason=f"{_PER_MINUTE}: code 44")
             )
         log.warning("Zoho per-minute limit hit (code 44); all processes pause until %s", until.isoformat())
         return until

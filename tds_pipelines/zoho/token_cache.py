@@ -1,10 +1,10 @@
 """The OAuth access token, cached in the database and shared by every process.
 
 Zoho allows 10 refreshes per 10 minutes per refresh token and every Dagster run is a new process, so the
-token lives in ``tds_oauth_tokens`` (keyed by a hash, never a secret). A process that needs a new token
-locks the row (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), checks again,
-refreshes and commits; the processes that waited on the lock then read the fresh token. So any number of
-processes cause at most one refresh per token lifetime.
+token lives in ``tds_oauth_tokens`` (keyed by a hash of the whole credentials, never a secret). A process
+that needs a new token locks the row (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+SQLite), checks again, refreshes and commits; the processes that waited on the lock then read the fresh
+token. So any number of processes cause at most one refresh per token lifetime.
 """
 
 from __future__ import annotations
