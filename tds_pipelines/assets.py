@@ -1,5 +1,6 @@
 """One asset per Zoho entity (`zoho/<name>`), built from the registry, plus `zoho/item_stock`."""
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import dagster as dg
@@ -16,31 +17,44 @@ SCOPE_TAG = "tds/scope"  # "full" or "incremental" (the default), set by the syn
 
 
 def run_scope(context: dg.AssetExecutionContext) -> Scope:
-    """A partition run covers its months; other runs are full or incremental as their job's tag says."""
-    if context.has_partition_key_range:
+    """A partition run (one month or a range) covers its months; other runs are full or incremental as their
+    job's tag says."""
+    if context.has_partition_key or context.has_partition_key_range:
         window = context.partition_time_window
         return Scope("window", window.start.date(), window.end.date() - timedelta(days=1))
     return Scope("full" if context.run.tags.get(SCOPE_TAG) == "full" else "incremental")
 
 
-def report(context: dg.AssetExecutionContext, stats: SyncStats, client: ZohoClient) -> dg.MaterializeResult:
-    """Log the figures, warn about skips and rejects, and return them (with the client's retries, token
-    refreshes and seconds spent waiting for the shared budget) as materialization metadata."""
+def report(context: dg.AssetExecutionContext, stats: SyncStats, client: ZohoClient) -> Iterator[dg.MaterializeResult]:
+    """Log the figures and yield them (with the client's retries, token refreshes and seconds spent waiting
+    for the shared budget) as materialization metadata, for a sync that did its work.
+
+    A sync that did not is never recorded as materialized: over budget, the step fails with the reason and
+    the figures; left to another run, or not due, it records an observation saying why and yields nothing."""
     context.log.info(stats.summary())
-    if stats.skipped_reason:
-        context.log.warning(f"{stats.entity} skipped: {stats.skipped_reason}")
     for error in stats.errors[:20]:
         context.log.warning(f"kept as a dead letter: {error}")
+    for note in stats.notes:
+        context.log.info(note)
     usage = {k: v for k, v in client.usage().items() if k in ("retries", "token_refreshes", "budget_wait_seconds")}
-    return dg.MaterializeResult(metadata=stats.as_metadata() | usage)
+    metadata = stats.as_metadata() | usage
+    if stats.skipped == "budget":
+        raise dg.Failure(description=f"{stats.entity} skipped: {stats.skipped_reason}", metadata=metadata)
+    if stats.skipped:
+        context.log.warning(f"{stats.entity} not synced by this run: {stats.skipped_reason}")
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata={"skipped": stats.skipped_reason}))
+        return
+    yield dg.MaterializeResult(metadata=metadata)
 
 
 def record_touched_months(context: dg.AssetExecutionContext, spec: EntitySpec, stats: SyncStats) -> None:
-    """Non-partition runs mark the (entity, month) partitions they wrote: partition status stays true."""
-    if context.has_partition_key_range:
+    """Non-partition runs mark the (entity, month) partitions they wrote, and a complete full listing every
+    month (empty ones included: they are in sync too), so partition status stays true whatever wrote."""
+    if context.has_partition_key or context.has_partition_key_range or stats.skipped:
         return
-    existing = set(document_months.get_partition_keys())  # months up to now: future-dated documents have none
-    for month in sorted(stats.months & existing):
+    existing = document_months.get_partition_keys()  # months up to now: future-dated documents have none
+    months = existing if stats.all_months else sorted(stats.months & set(existing))
+    for month in months:
         context.log_event(
             dg.AssetMaterialization(
                 asset_key=spec.asset_key,
@@ -59,6 +73,7 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         kinds={"python", "postgres"},
         partitions_def=document_months if spec.partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
+        output_required=False,
         description=(
             f"Zoho {spec.api.title()} `{spec.path}` mirrored into `{spec.table}` "
             f"(incremental strategy: {spec.strategy}"
@@ -67,12 +82,12 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         ),
         metadata={"table": spec.table, "strategy": spec.strategy, "zoho_path": f"{spec.api}:{spec.path}"},
     )
-    def _sync(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> dg.MaterializeResult:
+    def _sync(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> Iterator[dg.MaterializeResult]:
         engine = erp.engine()
         client = zoho.client(engine, context.job_name)
         stats = sync_entity(spec, client, engine, run_scope(context), context.run_id)
         record_touched_months(context, spec, stats)
-        return report(context, stats, client)
+        yield from report(context, stats, client)
 
     return _sync
 
@@ -90,9 +105,10 @@ entity_assets = [build_entity_asset(spec) for spec in ENTITIES]
         "(and in full syncs), otherwise only items touched since the last run, 100 per `/itemdetails` call."
     ),
     metadata={"table": "zoho_item_stock"},
+    output_required=False,
 )
-def item_stock(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> dg.MaterializeResult:
+def item_stock(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> Iterator[dg.MaterializeResult]:
     engine = erp.engine()
     client = zoho.client(engine, context.job_name)
     full = True if context.run.tags.get(SCOPE_TAG) == "full" else None
-    return report(context, sync_item_stock(client, engine, context.run_id, full=full), client)
+    yield from report(context, sync_item_stock(client, engine, context.run_id, full=full), client)

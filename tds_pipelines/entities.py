@@ -57,6 +57,11 @@ class EntitySpec:
     # Fields that version a record, first present wins; compared as UTC instants.
     version_fields: tuple[str, ...] = ("last_modified_time", "updated_time", "created_time")
     sort_field: str = "last_modified_time"  # for sorted_stop
+    # Full listings page by offset, by name unless told, so a rename between two pages shifts records past
+    # a page boundary. Sort where Zoho documents a column: created_time (documents) is never reshuffled by
+    # edits; last_modified_time (items, contacts) moves an edited record to the end, where the listing
+    # still meets it. Either way a record missing from a listing is tombstoned only once a GET confirms it.
+    full_sort: str | None = None
     date_field: str | None = None  # document date: date filters and monthly partitions
     window_days: int = 0  # for date_window
     needs_detail: bool = False  # the list is abridged: children/fields come only with the GET
@@ -145,6 +150,7 @@ def _document(name: str, path: str, singular: str, number: str, party: str, extr
         id_field=f"{singular}_id",
         strategy="modified_since",
         date_field="date",
+        full_sort="created_time",
         status_all=True,
         needs_detail=True,
         columns=(Col(number), Col(f"{party}_id"), Col(f"{party}_name"), *extra, *_DOCUMENT_COLUMNS),
@@ -161,6 +167,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         get_key="item",
         id_field="item_id",
         strategy="modified_since",
+        full_sort="last_modified_time",
         status_all=True,
         # The item list carries every column the ERP queries; per-warehouse stock is item_stock's job.
         columns=(
@@ -187,6 +194,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         id_field="contact_id",
         list_params={"contact_type": "customer"},
         strategy="sorted_stop",
+        full_sort="last_modified_time",
         status_all=True,
         needs_detail=True,
         columns=_CONTACT_COLUMNS,
@@ -201,6 +209,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         id_field="contact_id",
         list_params={"contact_type": "vendor"},
         strategy="sorted_stop",
+        full_sort="last_modified_time",
         status_all=True,
         needs_detail=True,
         columns=_CONTACT_COLUMNS,

@@ -34,7 +34,9 @@ class ZohoApi(dg.ConfigurableResource):
     calls_per_minute: int = Field(default=100, description="Zoho's per-minute limit, shared by every run")
     daily_limit: int | None = Field(default=None, description="The plan's daily quota; None: as Zoho reports")
     api_shares: dict[str, float] | None = Field(
-        default=None, description="Fraction of the daily quota per job; None: the built-in shares"
+        default=None,
+        description="Fraction of the daily quota reserved per job (a floor: a job may borrow what others leave "
+        "unused today); None: the built-in shares",
     )
 
     def client(self, engine: Engine, job: str) -> ZohoClient:

@@ -45,3 +45,9 @@ def zoho_api_shares() -> dict[str, float] | None:
     """Fractions of the daily quota per job (a JSON object); None: the built-in shares."""
     value = os.environ.get("TDS_ZOHO_API_SHARES")
     return {str(k): float(v) for k, v in json.loads(value).items()} if value else None
+
+
+def tombstone_max_share() -> float:
+    """The largest share of an entity's live rows one listing may tombstone; more is refused as a probable
+    mass deletion or a broken listing (TDS_TOMBSTONE_MAX_SHARE, default 0.1; 10 rows are always allowed)."""
+    return float(os.environ.get("TDS_TOMBSTONE_MAX_SHARE") or 0.1)

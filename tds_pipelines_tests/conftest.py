@@ -51,3 +51,14 @@ def pg_dagster_url():
     """A separate database for a Dagster instance, as production keeps Dagster apart from the ERP."""
     with throwaway_database("dagster") as url:
         yield url
+
+
+@pytest.fixture
+def erp(pg_server_url):
+    """A fresh, migrated TDS schema for one test: (engine, observer), the observer a separate engine that
+    every assertion reads through."""
+    from tds_pipelines_tests.sync_fixtures import fresh_erp
+
+    store = fresh_erp(pg_server_url)
+    yield store.engine, store.observer
+    store.observer.dispose()

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from tds_pipelines.definitions import build_defs, defs
 from tds_pipelines.entities import ENTITIES
 from tds_pipelines.erp.tables import entity_tables
+from tds_pipelines.partitions import document_months
 from tds_pipelines.simulator.config import client_environment
 from tds_pipelines_tests.sync_fixtures import fresh_erp, row_count, simulator
 
@@ -68,12 +69,57 @@ def test_full_sync_job_in_process_records_metadata_and_partitions(pg_server_url,
         for figure in (*figures, "retries", "token_refreshes", "budget_wait_seconds"):
             assert figure in metadata, (spec.name, figure)
         assert metadata["inserted"].value == row_count(observer, entity_tables[spec.name])
-    # The document months written by this unpartitioned run show as materialized partitions.
+    # A complete full listing puts every document month in sync, empty months included: none shows missing.
     invoices = entity_tables["invoices"]
     with observer.connect() as conn:
         dates = set(conn.execute(select(invoices.c.date)).scalars())
     months = {d.replace(day=1).isoformat() for d in dates if d.year >= 2020}
-    assert instance.get_materialized_partitions(dg.AssetKey(["zoho", "invoices"])) == months
+    every_month = set(document_months.get_partition_keys())
+    assert months < every_month
+    for spec in ENTITIES:
+        if spec.partitioned:
+            assert instance.get_materialized_partitions(dg.AssetKey(spec.asset_key)) == every_month, spec.name
+
+
+def test_one_partition_run_syncs_that_month_only(pg_server_url, monkeypatch):
+    _, observer, schema = fresh_erp(pg_server_url)
+    with simulator(records=40) as sim:
+        use_env(monkeypatch, zoho_env(sim, pg_server_url, schema))
+        instance = dg.DagsterInstance.ephemeral()
+        result = dg.materialize(
+            [asset for asset in build_defs().assets if dg.AssetKey(["zoho", "invoices"]) in asset.keys],
+            partition_key="2023-03-01",
+            instance=instance,
+            resources=build_defs().resources,
+        )
+    assert result.success
+    with observer.connect() as conn:
+        dates = list(conn.execute(select(entity_tables["invoices"].c.date)).scalars())
+    assert dates and all(d.isoformat().startswith("2023-03") for d in dates)
+    assert instance.get_materialized_partitions(dg.AssetKey(["zoho", "invoices"])) == {"2023-03-01"}
+    [record] = materializations(instance, ["zoho", "invoices"])
+    assert record.metadata["scope"].value == "window 2023-03-01..2023-03-31"
+
+
+def test_a_sync_out_of_budget_fails_its_step_and_is_not_materialized(pg_server_url, monkeypatch):
+    _, observer, schema = fresh_erp(pg_server_url)
+    with simulator(records=40) as sim:
+        env = zoho_env(sim, pg_server_url, schema)
+        env |= {"TDS_ZOHO_DAILY_LIMIT": "10", "TDS_ZOHO_API_SHARES": '{"incremental_sync": 0.2, "other": 0.8}'}
+        use_env(monkeypatch, env)
+        instance = dg.DagsterInstance.ephemeral()
+        result = (
+            build_defs().resolve_job_def("incremental_sync").execute_in_process(instance=instance, raise_on_error=False)
+        )
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures and "skipped" in failures[0].event_specific_data.error.message
+    assert "incremental_sync" in failures[0].event_specific_data.error.message
+    materialized = [spec.name for spec in ENTITIES if materializations(instance, spec.asset_key)]
+    assert len(materialized) < len(ENTITIES)
+    for spec in ENTITIES:
+        for record in materializations(instance, spec.asset_key):
+            assert record.metadata["complete"].value is True, spec.name
 
 
 def test_partition_range_backfill_runs_as_one_run(pg_server_url, monkeypatch):

@@ -17,7 +17,7 @@ from tds_pipelines.entities import entity
 from tds_pipelines.erp.db import make_engine, normalize_url
 from tds_pipelines.erp.migrate import upgrade
 from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, item_stock, metadata
-from tds_pipelines.erp.upsert import load_versions, tombstone_missing, upsert_rows
+from tds_pipelines.erp.upsert import load_versions, missing_ids, tombstone_ids, upsert_rows
 from tds_pipelines.sync.transform import item_stock_rows, to_row
 
 INVOICES = entity("invoices")
@@ -206,6 +206,19 @@ def test_children_of_other_parents_are_not_touched(store):
     upsert(store, [invoice("1", "2026-03-02T00:00:00+0000", line_items=[])])
     assert stored_lines(store, "1") == []
     assert [r["zoho_id"] for r in stored_lines(store, "2")] == ["201"]
+
+
+def tombstone_missing(conn, table, listed, window=None, now=None) -> int:
+    """What a finished full listing does once Zoho confirmed every candidate gone."""
+    candidates, _live = missing_ids(conn, table, listed, window)
+    return tombstone_ids(conn, table, candidates, now)
+
+
+def test_missing_ids_are_candidates_with_the_live_count(store):
+    upsert(store, [invoice("1"), invoice("2"), invoice("3", date="2026-05-05")])
+    with store.engine.begin() as conn:
+        assert missing_ids(conn, invoices, ["2"]) == (["1", "3"], 3)
+        assert missing_ids(conn, invoices, [], window=("date", date(2026, 5, 1), date(2026, 5, 31))) == (["3"], 1)
 
 
 def test_tombstone_and_untombstone(store):

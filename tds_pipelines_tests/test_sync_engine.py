@@ -28,13 +28,6 @@ from tds_pipelines_tests.sync_fixtures import (
 FULL, INCREMENTAL = Scope("full"), Scope("incremental")
 
 
-@pytest.fixture
-def erp(pg_server_url):
-    store = fresh_erp(pg_server_url)
-    yield store.engine, store.observer
-    store.observer.dispose()
-
-
 @pytest.fixture(scope="module")
 def sim():
     with simulator(records=40, entity_records={"invoices": 120}) as running:
@@ -279,7 +272,8 @@ def test_stock_sync_between_daily_listings_refreshes_only_touched_items(sim, erp
 def test_a_job_over_its_daily_share_skips_with_its_reason_and_keeps_its_cursor(sim, erp):
     engine, observer = erp
     spec = entity("invoices")
-    stingy = client_for(sim, engine, job="incremental_sync", daily_limit=10, shares={"incremental_sync": 0.5})
+    shares = {"incremental_sync": 0.5, "other": 0.5}  # nothing to borrow: the other half is other jobs' floor
+    stingy = client_for(sim, engine, job="incremental_sync", daily_limit=10, shares=shares)
     stats = sync_entity(spec, stingy, engine, INCREMENTAL)
     assert not stats.complete and stats.api_calls == 5
     assert "incremental_sync" in stats.skipped_reason and "5" in stats.skipped_reason

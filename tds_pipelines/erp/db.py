@@ -4,10 +4,11 @@ small helpers every writer shares: UTC instants, locking transactions, insert-if
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -43,26 +44,51 @@ def _json_default(value):
     return str(value)
 
 
-def _without_nul(value):
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` as PostgreSQL can store it: NUL characters dropped (text and jsonb cannot hold U+0000), lone
+    surrogates (valid in JSON escapes, not in UTF-8) replaced by U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def clean_json(value):
+    """`value` with every string (keys too) passed through clean_text, and numbers JSON cannot hold
+    (``1e400`` reads as infinity) spelled as strings: jsonb refuses them."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return clean_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
     if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+        return {clean_json(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_without_nul(v) for v in value]
+        return [clean_json(v) for v in value]
     return value
 
 
 def json_dumps(value) -> str:
-    """JSON for the raw/payload columns: UTF-8 as is (Arabic stays readable), compact, no U+0000.
+    """JSON for the raw/payload columns: UTF-8 as is (Arabic stays readable), compact, storable.
 
-    PostgreSQL's jsonb rejects the escape \\u0000, so NUL characters are dropped from strings and keys."""
-    text = _dumps(value)
-    return _dumps(_without_nul(value)) if "\\u0000" in text else text
+    PostgreSQL's jsonb rejects the escape \\u0000 and infinities, and UTF-8 cannot carry a lone surrogate:
+    such values are cleaned (clean_json) first."""
+    try:
+        text = _dumps(value)
+    except ValueError:  # not a finite number
+        return _dumps(clean_json(value))
+    if "\\u0000" in text or clean_text(text) is not text:
+        return _dumps(clean_json(value))
+    return text
 
 
 def _dumps(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False)
 
 
 def make_engine(url: str | None = None, schema: str | None = None) -> Engine:
@@ -112,6 +138,24 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def utcnow() -> datetime:
     """Now, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+# SQLite cannot see other connections' open transactions: assume none stays open longer than this.
+SQLITE_WRITE_SETTLE = timedelta(minutes=5)
+
+
+def write_horizon(conn: Connection) -> datetime:
+    """The earliest ``written_at`` a row not yet visible to `conn` may carry: now on the database's clock, or
+    the start of the oldest TDS transaction still open with writes (its rows carry a statement time after
+    that start and show once it commits). Reading ``written_at >=`` the previous horizon misses no write."""
+    if conn.dialect.name != "postgresql":
+        return utcnow() - SQLITE_WRITE_SETTLE
+    horizon = conn.exec_driver_sql(
+        "SELECT least(statement_timestamp(), (SELECT min(xact_start) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = 'tds' AND backend_xid IS NOT NULL "
+        "AND pid <> pg_backend_pid()))"
+    ).scalar_one()
+    return as_utc(horizon)
 
 
 def as_utc(value: datetime | None) -> datetime | None:

@@ -24,13 +24,21 @@ class SyncState:
     last_run_id: str | None
     last_stats: dict[str, Any] | None
     updated_at: datetime
+    last_full_stats: dict[str, Any] | None = None
 
 
 def read_state(conn: Connection, entity: str) -> SyncState | None:
     """The entity's state, or None before its first sync. Timestamps are aware UTC on every database."""
     row = conn.execute(select(sync_state).where(sync_state.c.entity == entity)).mappings().first()
-    if row is None:
-        return None
+    return None if row is None else _state(row)
+
+
+def read_states(conn: Connection) -> dict[str, SyncState]:
+    """Every entity's state, by entity."""
+    return {row["entity"]: _state(row) for row in conn.execute(select(sync_state)).mappings()}
+
+
+def _state(row) -> SyncState:
     return SyncState(
         entity=row["entity"],
         cursor=as_utc(row["cursor"]),
@@ -39,6 +47,7 @@ def read_state(conn: Connection, entity: str) -> SyncState | None:
         last_run_id=row["last_run_id"],
         last_stats=row["last_stats"],
         updated_at=as_utc(row["updated_at"]),
+        last_full_stats=row["last_full_stats"],
     )
 
 
@@ -55,7 +64,8 @@ def advance_cursor(
 
     The cursor never moves backwards (an older or None `cursor` keeps the stored one). `stats` are the
     figures of a finished sync: given, they are stored with ``last_sync_at = now`` (and ``last_full_sync_at``
-    when `full`); a per-page advance passes None and touches only the cursor, run id and ``updated_at``."""
+    and ``last_full_stats`` when `full`); a per-page advance passes None and touches only the cursor, run id
+    and ``updated_at``."""
     now = as_utc(now) or datetime.now(UTC)
     cursor = as_utc(cursor)
     finished = stats is not None
@@ -67,6 +77,7 @@ def advance_cursor(
         last_sync_at=now if finished else None,
         last_run_id=run_id,
         last_stats=stats if finished else null(),
+        last_full_stats=stats if full and finished else null(),
         updated_at=now,
     )
     stored, offered = sync_state.c.cursor, insert.excluded.cursor
@@ -85,6 +96,7 @@ def advance_cursor(
         updates["last_stats"] = insert.excluded.last_stats
         if full:
             updates["last_full_sync_at"] = insert.excluded.last_full_sync_at
+            updates["last_full_stats"] = insert.excluded.last_full_stats
     conn.execute(insert.on_conflict_do_update(index_elements=[sync_state.c.entity], set_=updates))
     state = read_state(conn, entity)
     assert state is not None

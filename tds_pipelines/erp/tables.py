@@ -62,6 +62,9 @@ def _entity_table(name: str, cols: tuple[Col, ...]) -> Table:
         Column("synced_at", Timestamp, nullable=False),
         *_typed(cols),
         Column("raw", Json, nullable=False),
+        # When the row was last written, on the database's clock: what the stock refresh of touched items
+        # reads (a sync that started before a stock run may write after it).
+        Column("written_at", Timestamp),
     )
 
 
@@ -84,6 +87,7 @@ item_stock = _entity_table(ITEM_STOCK_TABLE, ITEM_STOCK_COLUMNS)
 for _spec in ENTITIES:
     if _spec.date_field:
         Index(f"ix_{_spec.table}_{_spec.date_field}", entity_tables[_spec.name].c[_spec.date_field])
+    Index(f"ix_{_spec.table}_written_at", entity_tables[_spec.name].c.written_at)
 Index("ix_zoho_item_stock_item_id", item_stock.c.item_id)
 
 sync_state = Table(
@@ -97,12 +101,15 @@ sync_state = Table(
     Column("last_run_id", Text),
     Column("last_stats", JSON),
     Column("updated_at", Timestamp, nullable=False),
+    # The figures of the last full listing: what the next one will cost, for the daily budget's order.
+    Column("last_full_stats", JSON),
 )
 
 oauth_tokens = Table(
     "tds_oauth_tokens",
     metadata,
-    # sha256 of accounts host + client id + refresh token: never the secrets themselves.
+    # sha256 of accounts host + client id + client secret + refresh token: never the secrets themselves, and
+    # changed credentials never reuse a token.
     Column("cache_key", Text, primary_key=True),
     Column("access_token", Text),
     Column("api_domain", Text),
@@ -159,6 +166,8 @@ sync_queue = Table(
     Column("completed_at", Timestamp),
 )
 Index("ix_tds_sync_queue_status_next", sync_queue.c.status, sync_queue.c.next_attempt_at)
+# Dead letters are kept once per (entity, record, version): the sync looks them up by record.
+Index("ix_tds_sync_queue_entity_zoho_id", sync_queue.c.entity, sync_queue.c.zoho_id)
 
 alerts = Table(
     "tds_alerts",

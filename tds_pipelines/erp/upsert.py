@@ -3,7 +3,8 @@
 The rule (DESIGN §3 Versions): a stored row is replaced only by a version at least as new
 (``zoho_last_modified_time`` compared as UTC instants); when either side has no version, the later arrival
 (``synced_at``) wins. A write that passes the guard also clears a tombstone and replaces the row's children.
-A stale row changes nothing, children included, and keeps its tombstone if it has one.
+A stale row changes nothing, children included, and keeps its tombstone if it has one. A written row's
+``written_at`` is the database's clock at the write (SQLite: this machine's), whatever the caller says.
 
 PostgreSQL: rows are COPYed (CSV) into a temporary table, then ``INSERT ... SELECT ... ON CONFLICT DO
 UPDATE ... WHERE <guard> RETURNING`` writes them in one statement; children are COPYed straight into their
@@ -258,10 +259,11 @@ def _upsert_postgres(conn: Connection, table: Table, batch: list[Row]) -> list[t
     temp = _temp_like(conn, table)
     copy_rows(conn, temp, columns, ([row.values.get(c) for c in columns] for row in batch), like=table)
     column_list = ", ".join(_q(conn, c) for c in columns)
+    select_list = ", ".join("statement_timestamp()" if c == "written_at" else _q(conn, c) for c in columns)
     updates = ", ".join(f"{_q(conn, c)} = EXCLUDED.{_q(conn, c)}" for c in columns if c != "zoho_id")
     statement = f"""
         INSERT INTO {_q(conn, table.name)} AS t ({column_list})
-        SELECT {column_list} FROM {temp}
+        SELECT {select_list} FROM {temp}
         ON CONFLICT (zoho_id) DO UPDATE SET {updates}
         WHERE CASE
             WHEN t.zoho_last_modified_time IS NOT NULL AND EXCLUDED.zoho_last_modified_time IS NOT NULL
@@ -296,8 +298,9 @@ def _upsert_sqlite(conn: Connection, table: Table, batch: list[Row]) -> list[tup
         where=guard,
     ).returning(table.c.zoho_id)
     written = []
+    now = datetime.now(UTC)
     for row in batch:
-        values = {c.name: row.values.get(c.name) for c in table.columns}
+        values = {c.name: row.values.get(c.name) for c in table.columns} | {"written_at": now}
         if conn.execute(statement, values).first() is not None:
             written.append((row.zoho_id, row.zoho_id not in existing))
     return written
@@ -367,25 +370,10 @@ def load_versions(conn: Connection, table: Table | str, ids: Iterable[str]) -> d
     return known
 
 
-def tombstone_missing(
-    conn: Connection,
-    table: Table | str,
-    listed_ids: Iterable[str],
-    window: tuple[str, date, date] | None = None,
-    now: datetime | None = None,
-) -> int:
-    """Mark ``deleted_in_zoho_at = now`` on rows Zoho no longer lists; returns how many were marked.
-
-    Only rows not already tombstoned and absent from `listed_ids` are marked. `window` =
-    (column, first day, last day), both inclusive, limits it to rows whose document date falls in a
-    partition's range (rows without a date are outside every window). Call it only after a listing of the
-    whole scope finished: an empty `listed_ids` tombstones every row in scope."""
-    table = resolve_table(table)
-    now = as_utc(now) or datetime.now(UTC)
-    ids = {str(i) for i in listed_ids}
-    postgres = conn.dialect.name == "postgresql"
+def _listed_ids_table(conn: Connection, ids: set[str]) -> str:
+    """A temporary table of `ids` (dropped at commit at the latest) for anti-joins against large listings."""
     temp = f"tds_listed_{next(_temp_names)}"
-    if postgres:
+    if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {temp} (zoho_id text NOT NULL) ON COMMIT DROP")
         copy_rows(conn, temp, ["zoho_id"], ((i,) for i in ids))
         conn.exec_driver_sql(f"ANALYZE {temp}")  # so the planner picks a hash anti-join for 50k ids
@@ -393,22 +381,61 @@ def tombstone_missing(
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {temp} (zoho_id TEXT PRIMARY KEY)")
         if ids:
             conn.exec_driver_sql(f"INSERT INTO {temp} (zoho_id) VALUES (?)", [(i,) for i in ids])
-    binds = [bindparam("now", now, type_=table.c.deleted_in_zoho_at.type)]
-    in_window = ""
-    if window is not None:
-        column, start, end = window
-        if column not in table.c:
-            raise KeyError(f"{table.name} has no column {column!r} to window tombstones by")
-        in_window = f" AND t.{_q(conn, column)} >= :start AND t.{_q(conn, column)} <= :end"
-        binds += [
-            bindparam("start", start, type_=table.c[column].type),
-            bindparam("end", end, type_=table.c[column].type),
-        ]
-    statement = text(
-        f"UPDATE {_q(conn, table.name)} AS t SET deleted_in_zoho_at = :now "
-        f"WHERE t.deleted_in_zoho_at IS NULL{in_window} "
-        f"AND NOT EXISTS (SELECT 1 FROM {temp} AS listed WHERE listed.zoho_id = t.zoho_id)"
-    ).bindparams(*binds)
-    marked = conn.execute(statement).rowcount
+    return temp
+
+
+def _window_filter(conn: Connection, table: Table, window: tuple[str, date, date] | None) -> tuple[str, list]:
+    """SQL and binds limiting live rows of `table` to a document-date window (both days inclusive)."""
+    if window is None:
+        return "", []
+    column, start, end = window
+    if column not in table.c:
+        raise KeyError(f"{table.name} has no column {column!r} to window tombstones by")
+    binds = [
+        bindparam("start", start, type_=table.c[column].type),
+        bindparam("end", end, type_=table.c[column].type),
+    ]
+    return f" AND t.{_q(conn, column)} >= :start AND t.{_q(conn, column)} <= :end", binds
+
+
+def missing_ids(
+    conn: Connection,
+    table: Table | str,
+    listed_ids: Iterable[str],
+    window: tuple[str, date, date] | None = None,
+) -> tuple[list[str], int]:
+    """The live rows (not tombstoned) that a listing of the whole scope did not show, and how many live rows
+    the scope holds. `window` = (column, first day, last day) limits both to a partition's documents (rows
+    without a date are outside every window). Absence from one offset-paged listing proves nothing by
+    itself: the caller confirms each candidate before `tombstone_ids`."""
+    table = resolve_table(table)
+    temp = _listed_ids_table(conn, {str(i) for i in listed_ids})
+    in_window, binds = _window_filter(conn, table, window)
+    live = f"FROM {_q(conn, table.name)} AS t WHERE t.deleted_in_zoho_at IS NULL{in_window}"
+    missing = conn.execute(
+        text(
+            f"SELECT t.zoho_id {live} "
+            f"AND NOT EXISTS (SELECT 1 FROM {temp} AS listed WHERE listed.zoho_id = t.zoho_id) ORDER BY t.zoho_id"
+        ).bindparams(*binds)
+    )
+    candidates = list(missing.scalars())
+    total = conn.execute(text(f"SELECT count(*) {live}").bindparams(*binds)).scalar_one()
     conn.exec_driver_sql(f"DROP TABLE {temp}")
+    return candidates, total
+
+
+def tombstone_ids(conn: Connection, table: Table | str, ids: Iterable[str], now: datetime | None = None) -> int:
+    """Mark ``deleted_in_zoho_at = now`` on the live rows among `ids` (confirmed gone); returns how many."""
+    table = resolve_table(table)
+    ids = sorted({str(i) for i in ids})
+    if not ids:
+        return 0
+    now = as_utc(now) or datetime.now(UTC)
+    marked = 0
+    for chunk in _chunks(ids, _SQLITE_CHUNK):
+        marked += conn.execute(
+            table.update()
+            .where(table.c.zoho_id.in_(chunk), table.c.deleted_in_zoho_at.is_(None))
+            .values(deleted_in_zoho_at=now)
+        ).rowcount
     return marked

@@ -13,7 +13,10 @@ Decisions:
 - What the record cannot be stored without raises `RecordError` naming entity, record id and field: a missing
   id, an unparseable version (the write guard needs it), a number too large for NUMERIC(20, 6) or BIGINT
   (PostgreSQL would reject the whole batch), a child entry that is not an object.
-- NUL characters are removed from every string (PostgreSQL text and jsonb cannot hold U+0000).
+- NUL characters are removed from every string (PostgreSQL text and jsonb cannot hold U+0000) and lone
+  surrogates (``"\\ud800"`` is valid JSON, not UTF-8) become U+FFFD: such a record is stored, not lost.
+- The version of a record fetched for a list entry falls back to the entry's: a GET without
+  ``last_modified_time`` must not look older than the listing that made TDS fetch it.
 - Text columns keep the string as sent (no trimming) except that a blank string is NULL.
 """
 
@@ -28,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tds_pipelines.entities import ITEM_STOCK_COLUMNS, Col, EntitySpec
-from tds_pipelines.erp.db import as_utc
+from tds_pipelines.erp.db import as_utc, clean_json, clean_text
 
 # NUMERIC(20, 6): at most 14 digits before the point.
 NUMERIC_LIMIT = Decimal(10) ** 14
@@ -106,7 +109,10 @@ def parse_timestamp(value: Any) -> datetime | None:
         raise ValueError(f"not a timestamp: {value!r}")
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range: {value!r}") from None
 
 
 def parse_date(value: Any) -> date | None:
@@ -170,7 +176,7 @@ def parse_text(value: Any) -> str | None:
     if _blank(value):
         return None
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        return clean_text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -179,11 +185,7 @@ def parse_text(value: Any) -> str | None:
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, Decimal):
         return str(value)
-    return _strip_nul(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
-
-
-def _strip_nul(text: str) -> str:
-    return text.replace("\x00", "") if "\x00" in text else text
+    return clean_text(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
 
 
 def _id(value: Any) -> str | None:
@@ -193,7 +195,7 @@ def _id(value: Any) -> str | None:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else None
     if isinstance(value, int | str | Decimal):
-        return _strip_nul(str(value).strip())
+        return clean_text(str(value).strip())
     return None
 
 
@@ -251,12 +253,15 @@ def record_id(spec: EntitySpec, record: dict) -> str:
     return zoho_id
 
 
-def record_version(spec: EntitySpec, record: dict) -> datetime | None:
-    """The first of `spec.version_fields` present (non-blank), as a UTC instant; None when there is none.
+def record_version(spec: EntitySpec, record: dict, fallback: dict | None = None) -> datetime | None:
+    """The first of `spec.version_fields` present (non-blank) in `record`, else in `fallback` (the list
+    entry a GET was made for), as a UTC instant; None when there is none.
 
     A present but unparseable version raises RecordError: the write guard cannot order the record."""
     for name in spec.version_fields:
         value = record.get(name)
+        if _blank(value) and fallback is not None:
+            value = fallback.get(name)
         if _blank(value):
             continue
         try:
@@ -273,22 +278,18 @@ def canonical_json(value: Any) -> str:
 
 def summary_hash(record: dict) -> str:
     """sha256 (hex) of the record's canonical JSON: the change test for records without a version."""
-    return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
+    return _digest(canonical_json(record))
 
 
-def clean_raw(record: Any) -> Any:
-    """The record with NUL characters removed from every string (keys too); unchanged objects are reused."""
-    if isinstance(record, str):
-        return _strip_nul(record)
-    if isinstance(record, dict):
-        return {_strip_nul(k) if isinstance(k, str) else k: clean_raw(v) for k, v in record.items()}
-    if isinstance(record, list):
-        return [clean_raw(v) for v in record]
-    return record
+def _digest(text: str) -> str:
+    # surrogatepass: a lone surrogate is hashed, not an error (the same bytes as UTF-8 for any other text).
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _has_nul(record: Any) -> bool:
-    return "\\u0000" in json.dumps(record, default=str)
+def _storable(text: str) -> bool:
+    """Whether a canonical JSON text holds only what PostgreSQL stores as is (no NUL, no infinity or NaN, no
+    lone surrogate; a string merely spelling Infinity costs a needless clean, nothing more)."""
+    return not any(token in text for token in ("\\u0000", "Infinity", "NaN")) and clean_text(text) is text
 
 
 def to_row(spec: EntitySpec, record: dict, synced_at: datetime, summary: dict | None = None) -> EntityRow:
@@ -300,13 +301,14 @@ def to_row(spec: EntitySpec, record: dict, synced_at: datetime, summary: dict | 
     if not isinstance(record, dict):
         raise RecordError(spec.name, None, None, f"not a JSON object: {type(record).__name__}")
     zoho_id = record_id(spec, record)
-    if _has_nul(record):
-        record = clean_raw(record)
+    text = canonical_json(record)
+    if not _storable(text):
+        record = clean_json(record)
     warnings: list[str] = []
     values: dict[str, Any] = {
         "zoho_id": zoho_id,
-        "zoho_last_modified_time": record_version(spec, record),
-        "summary_hash": summary_hash(summary if summary is not None else record),
+        "zoho_last_modified_time": record_version(spec, record, fallback=summary),
+        "summary_hash": summary_hash(summary) if summary is not None else _digest(text),
         "deleted_in_zoho_at": None,
         "synced_at": as_utc(synced_at),
     }
@@ -390,12 +392,13 @@ def _stock_row(item_id: str, fields: dict, raw: dict, synced_at: datetime) -> En
     if warehouse_id is None:
         raise RecordError("item_stock", item_id, "warehouse_id", "missing warehouse id")
     fields = {**fields, "item_id": item_id, "warehouse_id": warehouse_id}
-    raw = clean_raw(raw) if _has_nul(raw) else raw
+    text = canonical_json(raw)
+    raw = raw if _storable(text) else clean_json(raw)
     warnings: list[str] = []
     values: dict[str, Any] = {
         "zoho_id": zoho_id,
         "zoho_last_modified_time": None,
-        "summary_hash": summary_hash(raw),
+        "summary_hash": _digest(text),
         "deleted_in_zoho_at": None,
         "synced_at": as_utc(synced_at),
     }
@@ -408,7 +411,6 @@ __all__ = [
     "EntityRow",
     "RecordError",
     "canonical_json",
-    "clean_raw",
     "item_stock_row_from_listing",
     "item_stock_rows",
     "parse_bool",
