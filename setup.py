@@ -20,6 +20,6 @@ setup(
         "fastapi>=0.110",
         "uvicorn>=0.29",
     ],
-    extras_require={"dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "psutil>=5.9"]},
+    extras_require={"dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "psutil>=5.9", "hypothesis>=6.100"]},
     entry_points={"console_scripts": ["tds=tds_pipelines.cli:main"]},
 )
