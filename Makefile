@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo's ports (UI, simulator): `make demo PORT=3001` when 3000 is taken.
+PORT ?= 3000
+SIMULATOR_PORT ?= 8765
 
 .PHONY: demo test lint format bench clean
 
@@ -13,7 +16,7 @@ $(STAMP): setup.py pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tds demo
+	$(BIN)/tds demo --port $(PORT) --simulator-port $(SIMULATOR_PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest
@@ -30,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/upsert_benchmark.py
 	$(BIN)/python benchmarks/full_sync_benchmark.py
 	$(BIN)/python benchmarks/parallel_budget_benchmark.py
+	$(BIN)/python benchmarks/schedule_cost.py
 
 clean:
 	rm -rf $(VENV) .tds

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from tds_pipelines.cli_errors import describe
 from tds_pipelines.entities import BY_NAME, ENTITIES, entity
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tds", description="TDS: Zoho Books/Inventory -> ERP sync")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="the ERP schema").add_subparsers(dest="db_command", required=True)
@@ -41,7 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=_demo)
 
     args = parser.parse_args(argv)
-    return args.func(args) or 0
+    try:
+        code = args.func(args) or 0
+        sys.stdout.flush()  # a reader that left early (`| head -1`) shows here rather than at exit
+    except BrokenPipeError:
+        # The reader has what it wanted. Point stdout at /dev/null so Python's own flush at exit stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"tds: {describe(exc)}", file=sys.stderr)
+        return 1
+    return code
 
 
 def _db_upgrade(_args) -> int:
@@ -60,18 +76,35 @@ def _sync(args) -> int:
 
     engine = make_engine()
     try:
-        client = ZohoClient.from_env(engine, "full_sync" if args.full else "incremental_sync")
+        # The README counts shell syncs as "other" in the daily shares, beside manual runs and backfills.
+        client = ZohoClient.from_env(engine, "other")
     except ValueError as exc:
         raise SystemExit(f"tds: {exc} (or run `tds demo`, which uses the simulator)") from None
+    # An unreachable database or refused credentials fail here, once, rather than once per entity.
+    client.tokens.get()
     names = args.entity or [spec.name for spec in ENTITIES]
     scope = Scope("full" if args.full else "incremental")
+    failed, skipped = [], []
     for name in names:
-        if name == "item_stock":
-            stats = sync_item_stock(client, engine, full=True if args.full else None)
-        else:
-            stats = sync_entity(entity(name), client, engine, scope)
+        try:
+            if name == "item_stock":
+                stats = sync_item_stock(client, engine, full=True if args.full else None)
+            else:
+                stats = sync_entity(entity(name), client, engine, scope)
+        except Exception as exc:  # noqa: BLE001 - one entity's failure must not keep the others from syncing
+            if args.debug:
+                traceback.print_exc()
+            print(f"tds: {name} failed: {describe(exc)}", file=sys.stderr)
+            failed.append(name)
+            continue
         print(stats.summary())
-    return 0
+        # "not_due": the full sync listed this small set recently, so it is up to date without a call.
+        if stats.skipped != "not_due" and (stats.skipped_reason or not stats.complete):
+            skipped.append(name)
+    outcome = [f"{len(names) - len(failed) - len(skipped)} of {len(names)} entities synced"]
+    outcome += [f"{label}: {', '.join(group)}" for label, group in (("failed", failed), ("skipped", skipped)) if group]
+    print("; ".join(outcome))
+    return 1 if failed or skipped else 0
 
 
 def collect_status(engine) -> dict:

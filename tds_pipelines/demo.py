@@ -7,7 +7,9 @@ bundled Zoho simulator, and `dagster dev` (webserver + daemon) with every schedu
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +18,7 @@ from pathlib import Path
 import requests
 
 from tds_pipelines import settings
+from tds_pipelines.cli_errors import masked_url
 from tds_pipelines.erp.migrate import upgrade
 from tds_pipelines.simulator.config import client_environment
 
@@ -30,6 +33,7 @@ run_queue:
   max_concurrent_runs: 1
 """
 DEMO_CALLS_PER_MINUTE = 1000  # the demo's simulator allows more than Zoho so a first sync takes seconds
+DAGSTER_START_SECONDS = 180  # loading the code location takes a while on a slow machine
 
 
 def prepare_instance(home: Path) -> Path:
@@ -42,32 +46,56 @@ def prepare_instance(home: Path) -> Path:
     return dagster_home
 
 
+def tds_environment(simulator_url: str) -> dict[str, str]:
+    """What a `tds` command needs to work on the demo: its ERP, the simulator's credentials, its budget."""
+    return client_environment(simulator_url) | {
+        "TDS_DATABASE_URL": settings.database_url(),
+        "TDS_ZOHO_CALLS_PER_MINUTE": str(DEMO_CALLS_PER_MINUTE),
+    }
+
+
 def demo_environment(home: Path, simulator_url: str) -> dict[str, str]:
-    return (
-        dict(os.environ)
-        | client_environment(simulator_url)
-        | {
-            "DAGSTER_HOME": str(prepare_instance(home)),
-            "TDS_DATABASE_URL": settings.database_url(),
-            "TDS_ZOHO_CALLS_PER_MINUTE": str(DEMO_CALLS_PER_MINUTE),
-        }
-    )
+    return dict(os.environ) | tds_environment(simulator_url) | {"DAGSTER_HOME": str(prepare_instance(home))}
 
 
-def wait_for(url: str, process: subprocess.Popen, seconds: float) -> None:
+def port_taken(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:`port` (where the demo's servers listen)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: a just-closed port is free
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_for(url: str, process: subprocess.Popen, name: str, seconds: float) -> None:
+    """Until `url` answers 2xx; exits (code 1) saying so when `process` dies or the time is up."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"tds demo: {' '.join(process.args[:4])} exited with {process.returncode}")
+            raise SystemExit(f"tds demo: {name} exited with code {process.returncode} while starting (see above)")
         try:
-            requests.get(url, timeout=2)
-            return
+            if requests.get(url, timeout=2).ok:
+                return
         except requests.RequestException:
-            time.sleep(0.3)
-    raise SystemExit(f"tds demo: nothing answered at {url} within {seconds:.0f}s")
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"tds demo: {name} did not answer at {url} within {seconds:.0f}s (see above)")
+
+
+def second_shell_hint(simulator_url: str) -> str:
+    """How to run `tds sync` / `tds status` from another shell against the running demo."""
+    exports = " ".join(f"{k}={shlex.quote(masked_url(v))}" for k, v in tds_environment(simulator_url).items())
+    tds = Path(sys.executable).with_name("tds")
+    return f"From a second shell:\n  export {exports}\n  {tds} sync; {tds} status"
 
 
 def run_demo(ui_port: int, simulator_port: int, records: int) -> int:
+    for port, server, variable in ((ui_port, "Dagster UI", "PORT"), (simulator_port, "simulator", "SIMULATOR_PORT")):
+        if port_taken(port):
+            free = next(p for p in range(port + 1, 65536) if p not in (ui_port, simulator_port) and not port_taken(p))
+            raise SystemExit(f"tds demo: port {port} ({server}) is taken; pick another: make demo {variable}={free}")
     home = settings.DEFAULT_HOME.resolve()
     os.environ.setdefault("TDS_DATABASE_URL", f"sqlite:///{home / 'erp.sqlite'}")
     upgrade()
@@ -90,7 +118,7 @@ def run_demo(ui_port: int, simulator_port: int, records: int) -> int:
     processes = [simulator]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain kill stops the children too
     try:
-        wait_for(f"{simulator_url}/admin/stats", simulator, 60)
+        wait_for(f"{simulator_url}/admin/stats", simulator, "the Zoho simulator", 60)
         dagster = subprocess.Popen(
             [
                 sys.executable,
@@ -107,8 +135,16 @@ def run_demo(ui_port: int, simulator_port: int, records: int) -> int:
             env=env,
         )
         processes.append(dagster)
+        # Announce the UI only once it answers: `dagster dev` outlives a webserver that could not start.
+        wait_for(
+            f"http://127.0.0.1:{ui_port}/server_info",
+            dagster,
+            "the Dagster webserver (dagster dev)",
+            DAGSTER_START_SECONDS,
+        )
         print(f"\nTDS demo: Dagster UI at http://127.0.0.1:{ui_port}  (Zoho simulator at {simulator_url})")
-        print("Materialize the assets (or launch the full_sync job) to fill the ERP; Ctrl-C stops everything.\n")
+        print("Materialize the assets (or launch the full_sync job) to fill the ERP; Ctrl-C stops everything.")
+        print(second_shell_hint(simulator_url) + "\n", flush=True)
         return dagster.wait()
     except KeyboardInterrupt:
         return 0

@@ -44,3 +44,20 @@ def test_missing_postgres_fails_under_ci(tmp_path):
     done = run_probe(tmp_path, ci="true")
     assert done.returncode != 0
     assert "CI=true requires PostgreSQL" in done.stdout
+
+
+def test_tds_on_an_unreachable_postgres_says_so_in_one_line():
+    url = "postgresql://erp:pw-never-shown@127.0.0.1:1/erp"
+    done = subprocess.run(
+        [sys.executable, "-m", "tds_pipelines.cli", "status"],
+        env=dict(os.environ) | {"TDS_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(
+        "tds: cannot open the ERP database postgresql://erp:***@127.0.0.1:1/erp (TDS_DATABASE_URL): "
+    )
+    assert "Connection refused" in line and "pw-never-shown" not in line
