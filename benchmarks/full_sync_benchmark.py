@@ -5,8 +5,10 @@
 Prints records/s, peak memory of this process, API calls against the minimum (ceil(N/200) list calls plus
 one detail call per record of an entity whose list is abridged: invoices, whose line items come only with
 the GET; products need none, their list carries every product column), then a second sync after 1% of the
-records changed and an incremental run with no change. Baseline measured in the same run: paging through
-the same lists with no database work, the speed the API alone allows.
+records changed, an incremental run with no change, a full sync after deletions (tombstones are confirmed
+by one GET each) and three overlapping full syncs against one alone (the same calls: one does the work).
+Baseline measured in the same run: paging through the same lists with no database work, the speed the
+API alone allows.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import resource
+import threading
 import time
 
 import requests
@@ -107,6 +110,41 @@ def main() -> None:
         for name in counts:
             s = sync_entity(entity(name), client, engine, Scope("incremental"))
             print(f"{name:9} API calls {s.api_calls} (one list call per entity with a change filter expected)")
+        print("\n-- full sync after 10 records of each entity were deleted in Zoho --")
+        for name in counts:
+            with engine.connect() as conn:
+                ids = [r[0] for r in conn.exec_driver_sql(f"SELECT zoho_id FROM zoho_{name} ORDER BY zoho_id LIMIT 10")]
+            for zoho_id in ids:
+                requests.delete(f"{url}/admin/{name}/{zoho_id}", timeout=10).raise_for_status()
+            s = sync_entity(entity(name), client, engine, Scope("full"))
+            print(
+                f"{name:9} tombstoned {s.tombstoned}; API calls {s.api_calls} = list {s.pages} + detail "
+                f"{s.detail_calls} + confirmation GETs {s.confirm_calls}"
+            )
+        print("\n-- three overlapping full syncs of invoices, against one alone --")
+        before = stats(url)["api_calls"]
+        alone = sync_entity(entity("invoices"), client, engine, Scope("full"))
+        one = stats(url)["api_calls"] - before
+        clients = [simulator_client(url, engine, "full_sync", UNLIMITED) for _ in range(3)]
+        results = []
+        threads = [
+            threading.Thread(
+                target=lambda c=c: results.append(sync_entity(entity("invoices"), c, engine, Scope("full")))
+            )
+            for c in clients
+        ]
+        before, started = stats(url)["api_calls"], time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        three, seconds = stats(url)["api_calls"] - before, time.perf_counter() - started
+        busy = sum(r.skipped == "busy" for r in results)
+        print(
+            f"one alone: {one} calls, {alone.seconds:.1f}s; three at once: {three} calls, {seconds:.1f}s "
+            f"({busy} left it to the one holding the lock); calls ratio {three / one:.2f}, time ratio "
+            f"{seconds / alone.seconds:.2f}"
+        )
         sim = stats(url)
         print(f"\nsimulator: {sim.get('api_calls')} API calls served, token refreshes {sim.get('token_refreshes')}")
         print(f"peak memory of the syncing process: {peak_mb():.0f} MB")
