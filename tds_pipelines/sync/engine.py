@@ -312,11 +312,10 @@ def _changed_rows(
         rejected = rejected_keys(conn, spec.name, ids)
     rows, gone = [], []
     for summary in summaries:
-        zoho_id = str(summary[spec.id_field])
-        if not _is_changed(spec, summary, known.get(zoho_id)):
+        zoho_id, key = str(summary[spec.id_field]), summary_hash(summary)
+        if not _is_changed(spec, summary, key, known.get(zoho_id)):
             stats.unchanged += 1
             continue
-        key = summary_hash(summary)
         if (zoho_id, key) in rejected:
             stats.already_rejected += 1  # this version is a dead letter already: no detail call again
             continue
@@ -354,8 +353,9 @@ def _row_or_reject(spec, engine, stats, record, synced_at, summary, key):
     return row
 
 
-def _is_changed(spec: EntitySpec, summary: dict, known) -> bool:
-    """Changed unless the ERP holds this version with this content (or a newer version), not tombstoned.
+def _is_changed(spec: EntitySpec, summary: dict, digest: str, known) -> bool:
+    """Changed unless the ERP holds this version with this content (`digest`, the summary's hash) or a newer
+    version, not tombstoned.
 
     An equal version proves nothing by itself (bare dates, two edits in one second): the summary's content
     decides. Without versions on both sides, content alone decides."""
@@ -364,7 +364,7 @@ def _is_changed(spec: EntitySpec, summary: dict, known) -> bool:
     version = _version_or_none(spec, summary)
     if version is not None and known.version is not None and version != known.version:
         return version > known.version
-    return summary_hash(summary) != known.summary_hash
+    return digest != known.summary_hash
 
 
 def _write_page(

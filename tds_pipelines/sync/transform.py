@@ -308,7 +308,7 @@ def to_row(spec: EntitySpec, record: dict, synced_at: datetime, summary: dict | 
     values: dict[str, Any] = {
         "zoho_id": zoho_id,
         "zoho_last_modified_time": record_version(spec, record, fallback=summary),
-        "summary_hash": summary_hash(summary) if summary is not None else _digest(text),
+        "summary_hash": _digest(text) if summary is None or summary is record else summary_hash(summary),
         "deleted_in_zoho_at": None,
         "synced_at": as_utc(synced_at),
     }
