@@ -358,3 +358,18 @@ def test_a_full_listing_steps_aside_for_entities_that_waited_longer(erp):
         staler = sync_entity(entity("invoices"), tight, engine, FULL)
     assert fresher.skipped == "budget" and "invoices" in fresher.skipped_reason and fresher.api_calls == 0
     assert staler.complete
+
+
+def test_a_row_written_whole_from_a_webhook_does_not_look_changed_to_the_next_pull(erp):
+    engine, observer = erp
+    with simulator(records=10) as sim:
+        client = client_for(sim, engine)
+        spec = entity("invoices")
+        victim = first_id(sim, "invoices")
+        record = admin(sim, "PATCH", f"invoices/{victim}", {"reference_number": "sent by a webhook"})["record"]
+        row = to_row(spec, record, datetime.now(UTC))
+        row.values["summary_hash"] = None  # what a webhook write stores: the whole record, no list summary
+        with engine.begin() as conn:
+            upsert_rows(conn, entity_tables["invoices"], [row])
+        stats = sync_entity(spec, client, engine, FULL)
+    assert stats.detail_calls == stats.fetched - 1 and stats.unchanged == 1

@@ -164,10 +164,22 @@ sync_queue = Table(
     Column("locked_at", Timestamp),
     Column("run_id", Text),
     Column("completed_at", Timestamp),
+    # Earlier failures of the item ({at, attempts, error, status}), kept across retries and replays.
+    Column("error_history", JSON),
 )
 Index("ix_tds_sync_queue_status_next", sync_queue.c.status, sync_queue.c.next_attempt_at)
 # Dead letters are kept once per (entity, record, version): the sync looks them up by record.
 Index("ix_tds_sync_queue_entity_zoho_id", sync_queue.c.entity, sync_queue.c.zoho_id)
+# A delivery (a webhook, an imported body) is stored once per body_hash: Zoho's retries and redeliveries of
+# the same version are acknowledged without a second row.
+DELIVERY_EVENTS = ("webhook", "webhook_deleted", "webhook_unusable", "webhook_too_large", "imported")
+Index(
+    "ux_tds_sync_queue_delivery",
+    sync_queue.c.body_hash,
+    unique=True,
+    postgresql_where=sync_queue.c.event.in_(DELIVERY_EVENTS),
+    sqlite_where=sync_queue.c.event.in_(DELIVERY_EVENTS),
+)
 
 alerts = Table(
     "tds_alerts",

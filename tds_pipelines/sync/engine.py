@@ -358,12 +358,16 @@ def _is_changed(spec: EntitySpec, summary: dict, digest: str, known) -> bool:
     version, not tombstoned.
 
     An equal version proves nothing by itself (bare dates, two edits in one second): the summary's content
-    decides. Without versions on both sides, content alone decides."""
+    decides, unless the row came whole from a webhook (no summary hash): Zoho sent that very version. Without
+    versions on both sides, content alone decides."""
     if known is None or known.tombstoned:
         return True
     version = _version_or_none(spec, summary)
-    if version is not None and known.version is not None and version != known.version:
-        return version > known.version
+    if version is not None and known.version is not None:
+        if version != known.version:
+            return version > known.version
+        if known.summary_hash is None:
+            return False
     return digest != known.summary_hash
 
 
