@@ -6,11 +6,13 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -631,6 +633,215 @@ def test_webhooks_post_changes_as_zoho_would():
     assert "event=deleted" in deleted_path and json.loads(deleted_body)["bill"]["bill_id"] == bill_id
 
 
+class Capture:
+    """What a capture server received, in arrival order: (path, lowercased headers, body); it answers the
+    statuses in `answers` first (one per request), then 200."""
+
+    def __init__(self, answers: list[int]) -> None:
+        self.answers = list(answers)
+        self.received: list[tuple[str, dict, bytes]] = []
+        self.lock = threading.Lock()
+        self.url = ""
+
+    def bodies(self) -> list[bytes]:
+        with self.lock:
+            return [body for _, _, body in self.received]
+
+
+@contextmanager
+def capture_server(answers: tuple[int, ...] = (), path: str = "/hooks/zoho?source=zoho") -> Iterator[Capture]:
+    """A local HTTP server (a thread) recording every POST; `.url` is where to send them."""
+    capture = Capture(list(answers))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with capture.lock:
+                capture.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                status = capture.answers.pop(0) if capture.answers else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    capture.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    try:
+        yield capture
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def delivered(sim, timeout: float = 15.0) -> dict:
+    """`GET /admin/webhooks` once nothing is pending (every delivery final), within `timeout` seconds."""
+    url = sim.url + "/admin/webhooks"
+    return wait_until(lambda: (j := requests.get(url, timeout=5).json())["pending"] == 0 and j, timeout=timeout)
+
+
+def signed_by(secret: str, path: str, headers: dict, body: bytes) -> bool:
+    params = dict(parse_qsl(urlsplit(path).query, keep_blank_values=True))
+    signed = "".join(f"{k}{params[k]}" for k in sorted(params)).encode() + body
+    return headers["x-zoho-webhook-signature"] == hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def edit_products(sim, n: int) -> list[int]:
+    """Make `n` changes one after another (product rates 1000, 1001, ...); returns those rates, in order."""
+    ids = admin_ids(sim)
+    for k in range(n):
+        url = sim.url + f"/admin/products/{ids[k % len(ids)]}"
+        assert requests.patch(url, json={"rate": 1000 + k}, timeout=5).status_code == 200
+    return [1000 + k for k in range(n)]
+
+
+def rates(bodies: list[bytes]) -> list[int]:
+    """The product rate each webhook body carries (which change it is)."""
+    return [json.loads(body)["item"]["rate"] for body in bodies]
+
+
+SECRET = "s3cr3t12345678"
+
+
+def test_webhook_duplicates_arrive_twice_identical_and_later():
+    with (
+        capture_server() as hook,
+        running_simulator(
+            records=5,
+            webhook_url=hook.url,
+            webhook_secret=SECRET,
+            webhook_duplicate_rate=1.0,
+            webhook_duplicate_delay_seconds=0.05,
+        ) as s,
+    ):
+        made = edit_products(s, 3)
+        state = delivered(s)
+    bodies = hook.bodies()
+    assert len(bodies) == 6 and all(bodies.count(body) == 2 for body in bodies)
+    assert rates(list(dict.fromkeys(bodies))) == made  # first arrivals in the order the changes were made
+    for path, headers, body in hook.received:
+        assert signed_by(SECRET, path, headers, body)
+    copies = [(d["delivery"], d["duplicate"], d["attempt"], d["ok"], d["final"]) for d in state["deliveries"]]
+    assert sorted(copies) == sorted([(n, dup, 1, True, True) for n in (1, 2, 3) for dup in (False, True)])
+    # a copy follows its original's attempt
+    first = {d["delivery"]: i for i, d in reversed(list(enumerate(state["deliveries"]))) if not d["duplicate"]}
+    assert all(first[d["delivery"]] < i for i, d in enumerate(state["deliveries"]) if d["duplicate"])
+    assert state["sent"] == 6 and state["failed"] == 0 and state["held"] == 0
+
+
+def test_webhook_reordering_shuffles_windows_loses_nothing_and_is_seeded():
+    orders = []
+    for _ in range(2):
+        with (
+            capture_server() as hook,
+            running_simulator(
+                records=12,
+                webhook_url=hook.url,
+                webhook_reorder_window=5,
+                webhook_reorder_flush_seconds=10,  # both windows fill: no flush by time here
+                webhook_seed=11,
+            ) as s,
+        ):
+            made = edit_products(s, 10)
+            delivered(s)
+        bodies = hook.bodies()
+        got = rates(bodies)
+        assert len(bodies) == len(set(bodies)) == 10 and sorted(got) == made and got != made
+        assert sorted(got[:5]) == made[:5] and got[:5] != made[:5] and got[5:] != made[5:]  # windows of 5
+        orders.append(got)
+    assert orders[0] == orders[1]  # the same seed and changes: the same order
+
+
+def test_webhook_partial_reorder_window_is_flushed_in_bounded_time():
+    with capture_server() as hook, running_simulator(records=5, webhook_url=hook.url) as s:
+        answer = requests.post(
+            s.url + "/admin/webhooks", json={"reorder_window": 50, "reorder_flush_seconds": 0.5}, timeout=5
+        )
+        assert answer.status_code == 200 and answer.json()["reorder_window"] == 50
+        started = time.monotonic()
+        made = edit_products(s, 3)
+        held = requests.get(s.url + "/admin/webhooks", timeout=5).json()
+        if time.monotonic() - started < 0.4:  # (a very slow machine may already have flushed them)
+            assert held["held"] == held["pending"] == 3 and not hook.bodies()
+        delivered(s, timeout=5)
+        assert time.monotonic() - started < 3
+        assert sorted(rates(hook.bodies())) == made
+        assert s.config.webhook_reorder_window == 50
+
+
+def test_webhook_answered_503_is_retried_then_delivered():
+    with (
+        capture_server(answers=(503, 503)) as hook,
+        running_simulator(
+            records=5,
+            webhook_url=hook.url,
+            webhook_token="tok",
+            webhook_secret=SECRET,
+            webhook_retry_delay_seconds=0.05,
+        ) as s,
+    ):
+        made = edit_products(s, 1)
+        state = delivered(s)
+        stats = requests.get(s.url + "/admin/stats", timeout=5).json()
+    bodies = hook.bodies()
+    assert rates(bodies) == made * 3 and len(set(bodies)) == 1  # the same bytes each time
+    for path, headers, body in hook.received:
+        assert signed_by(SECRET, path, headers, body) and headers["x-tds-token"] == "tok"
+    attempts = [(d["attempt"], d["status"], d["ok"], d["final"], d.get("retry_in")) for d in state["deliveries"]]
+    assert attempts == [(1, 503, False, False, 0.05), (2, 503, False, False, 0.1), (3, 200, True, True, None)]
+    assert (state["sent"], state["failed"], state["given_up"]) == (1, 2, 0)
+    assert stats["webhooks_pending"] == 0 and stats["webhooks_failed"] == 2
+
+
+def test_webhook_retries_are_bounded_and_unreachable_receivers_retried():
+    with (
+        capture_server(answers=(500,) * 10) as hook,
+        running_simulator(records=5, webhook_url=hook.url, webhook_retries=2, webhook_retry_delay_seconds=0.02) as s,
+    ):
+        edit_products(s, 1)
+        state = delivered(s)
+        assert len(hook.received) == 3 and state["given_up"] == 1
+        assert [d["final"] for d in state["deliveries"]] == [False, False, True]
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/hooks"
+    with running_simulator(records=5, webhook_url=dead) as s:  # default: 3 retries, 1 s then doubling
+        edit_products(s, 1)
+        url = s.url + "/admin/webhooks"
+        (first,) = wait_until(lambda: requests.get(url, timeout=5).json()["deliveries"], timeout=10)
+        assert first["ok"] is False and first["status"] is None and "error" in first
+        assert first["retry_in"] == 1.0 and first["final"] is False
+        assert requests.get(url, timeout=5).json()["pending"] == 1
+
+
+def test_admin_webhooks_route_validates_settings():
+    with running_simulator(records=5) as s:
+        url = s.url + "/admin/webhooks"
+        off = requests.get(url, timeout=5).json()
+        assert off["enabled"] is False and off["pending"] == 0 and off["retries"] == 3
+        assert requests.post(url, json={"duplicate_rate": 0.5}, timeout=5).status_code == 409
+    with capture_server() as hook, running_simulator(records=5, webhook_url=hook.url) as s:
+        url = s.url + "/admin/webhooks"
+        answer = requests.post(url, json={"duplicate_rate": 0.25, "reorder_window": 4}, timeout=5).json()
+        assert answer["enabled"] is True and answer["duplicate_rate"] == 0.25 and answer["reorder_window"] == 4
+        assert s.config.webhook_duplicate_rate == 0.25
+        for bad in (
+            {"duplicate_rate": 1.5},
+            {"reorder_window": 2.5},
+            {"retries": 11},
+            {"retries": True},
+            {"retry_delay_seconds": "1"},
+            {"nonsense": 1},
+            {},
+        ):
+            assert requests.post(url, json=bad, timeout=5).status_code == 400, bad
+        assert requests.get(url, timeout=5).json()["duplicate_rate"] == 0.25  # a refused change changes nothing
+    with pytest.raises(ValueError), running_simulator(webhook_url="http://127.0.0.1:1/x", webhook_retries=50):
+        pass
+
+
 # ---- version shapes and encodings -----------------------------------------------------------------------
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TIMES = ("created_time", "last_modified_time", "updated_time")
@@ -751,7 +962,8 @@ def test_command_line_flags_build_the_config():
         "--port 0 --records 9 --entity-records products=50000 --entity-records invoices=10 "
         "--rate-limit-per-minute 0 --token-lifetime 60 --webhook-url http://127.0.0.1:1/x "
         "--no-creditnotes-modified-filter --organization-id 42 --version-style products=date "
-        "--version-style stock_adjustments=none"
+        "--version-style stock_adjustments=none --webhook-duplicate-rate 0.3 --webhook-reorder-window 5 "
+        "--webhook-retries 4 --webhook-retry-delay 0.5 --webhook-seed 9"
     )
     args = parser.parse_args(flags.split())
     config = config_from_args(args)
@@ -759,6 +971,11 @@ def test_command_line_flags_build_the_config():
     assert config.rate_limit_per_minute == 0 and config.token_lifetime_seconds == 60
     assert config.creditnotes_modified_filter is False and config.organization_id == "42"
     assert config.version_style == {"products": "date", "stock_adjustments": "none"}
+    assert (config.webhook_duplicate_rate, config.webhook_reorder_window) == (0.3, 5)
+    assert (config.webhook_retries, config.webhook_retry_delay_seconds, config.webhook_seed) == (4, 0.5, 9)
+    defaults = config_from_args(parser.parse_args([]))
+    assert (defaults.webhook_duplicate_rate, defaults.webhook_reorder_window, defaults.webhook_retries) == (0, 0, 3)
+    assert defaults.webhook_retry_delay_seconds == 1.0 and defaults.webhook_seed is None
     for wrong in (["--entity-records", "nonsense=3"], ["--version-style", "products=hourly"]):
         with pytest.raises(SystemExit):
             parser.parse_args(wrong)

@@ -6,8 +6,8 @@
 
 Modules: config (settings), endpoints (Zoho's collections), data (generator), store (records, list/detail
 views, version styles), limits (rate limits), auth (tokens), faults, mutations (data changing between two
-list pages), webhooks, stats, api and admin (routes), replies (JSON answers), server (HTTP), cli
-(`tds simulator`).
+list pages), webhooks (retried, and duplicated or reordered on demand), stats, api and admin (routes),
+replies (JSON answers), server (HTTP), cli (`tds simulator`).
 """
 
 from tds_pipelines.simulator.cli import add_arguments, run

@@ -1,7 +1,7 @@
 """Admin routes: no auth, never limited, never counted.
 
-- `GET /admin/stats`, `POST /admin/reset-stats`, `POST /admin/reset-limits` (fresh minute and day, clears the
-  refresh throttle)
+- `GET /admin/stats` (with `webhooks_pending`), `POST /admin/reset-stats`, `POST /admin/reset-limits` (fresh
+  minute and day, clears the refresh throttle)
 - `POST /admin/limits` `{"rate_limit_per_minute"?, "daily_limit"?, "concurrency_limit"?, "fault_rate"?}`
 - `POST /admin/faults` `{"kind": "500|503|timeout|malformed|duplicate|mutate", "count": 1, "path_contains": "",
   "delay_seconds": 35}`; a `503` also takes `"retry_after": N` (sends `Retry-After: N`); a `mutate` takes
@@ -9,6 +9,12 @@
   `{"armed": {...}}`. `GET /admin/faults`: `{"armed": [...], "applied": [...]}` (applied: what each
   mutation did, see mutations.py); `DELETE /admin/faults` disarms all and forgets the applied list
 - `POST /admin/expire-tokens`: every access token issued so far stops working now
+- `GET /admin/webhooks`: the webhook settings, `pending` (deliveries not final yet: 0 when every change so
+  far is delivered or given up), `held` (in a reorder window), `sent`/`failed` (attempts), `given_up`
+  (deliveries) and `deliveries` (the latest attempts, oldest first: delivery, entity, id, event, status, ok,
+  attempt, duplicate, final, retry_in?, error?). `POST /admin/webhooks` `{"duplicate_rate"?, "reorder_window"?,
+  "retries"?, "retry_delay_seconds"?, ...}` (webhooks.SETTINGS) changes them from now on and answers the same;
+  409 when the simulator has no webhook URL
 - `GET /admin/<entity>` (ids), `GET|PUT|PATCH|DELETE /admin/<entity>/<id>` with TDS entity names (PUT
   creates or replaces with the body, bare or under its singular key; PATCH merges top-level fields)
 """
@@ -17,8 +23,11 @@ from __future__ import annotations
 
 import json
 
+from tds_pipelines.simulator.config import SimulatorConfig
 from tds_pipelines.simulator.replies import Reply, json_reply
 from tds_pipelines.simulator.state import SimulatorState, UnknownEntity
+from tds_pipelines.simulator.webhooks import SETTINGS as WEBHOOK_SETTINGS
+from tds_pipelines.simulator.webhooks import WebhookSender
 
 
 def _error(status: int, message: str) -> Reply:
@@ -65,6 +74,12 @@ def _route(state: SimulatorState, method: str, parts: list[str], payload: object
             if method == "DELETE":
                 state.faults.clear()
                 return json_reply(200, {"armed": [], "applied": []})
+        if head == "webhooks" and method in ("GET", "POST"):
+            if method == "POST":
+                if state.webhooks is None:
+                    return _error(409, "webhooks are off: start the simulator with a webhook URL")
+                set_webhooks(state.webhooks, state.config, payload)
+            return json_reply(200, webhooks(state))
         if method == "GET":
             ids = state.entity_ids(head)
             return json_reply(200, {"entity": head, "count": len(ids), "ids": ids})
@@ -94,6 +109,7 @@ def stats(state: SimulatorState) -> dict:
         limits=limits,
         tokens_issued_total=state.tokens.issued,
         faults_armed=state.faults.armed(),
+        webhooks_pending=state.webhooks.pending if state.webhooks is not None else 0,
         records=state.store.counts(),
     )
     return out
@@ -125,3 +141,28 @@ def set_limits(state: SimulatorState, payload: object) -> dict:
         "concurrency_limit": cfg.concurrency_limit,
         "fault_rate": cfg.fault_rate,
     }
+
+
+def webhooks(state: SimulatorState) -> dict:
+    """`GET /admin/webhooks`: settings, what is still to do, and the latest attempts."""
+    if state.webhooks is not None:
+        out = {"enabled": True, **state.webhooks.status()}
+    else:
+        settings = {name: getattr(state.config, field) for name, (field, *_) in WEBHOOK_SETTINGS.items()}
+        out = {"enabled": False, "url": None, **settings, "pending": 0, "held": 0}
+    stats = state.stats.snapshot()
+    out.update(
+        sent=stats["webhooks_sent"],
+        failed=stats["webhooks_failed"],
+        given_up=stats["webhooks_given_up"],
+        deliveries=stats["webhook_deliveries"],
+    )
+    return out
+
+
+def set_webhooks(sender: WebhookSender, config: SimulatorConfig, payload: object) -> None:
+    """`POST /admin/webhooks`: change the sender's settings (all or none), and the config's to match."""
+    if not isinstance(payload, dict) or not payload:
+        raise ValueError(f"the body must be a JSON object of settings among {', '.join(WEBHOOK_SETTINGS)}")
+    for name, value in sender.configure(payload).items():
+        setattr(config, WEBHOOK_SETTINGS[name][0], value)

@@ -29,7 +29,7 @@ def _entity_style(text: str) -> tuple[str, str]:
 EPILOG = """\
 admin routes (no auth, never limited): GET /admin/stats; POST /admin/reset-stats, /admin/reset-limits,
 /admin/expire-tokens; POST /admin/limits {"rate_limit_per_minute", "daily_limit", "concurrency_limit",
-"fault_rate"}; GET /admin/<entity>; GET|PUT|PATCH|DELETE /admin/<entity>/<id>.
+"fault_rate"}; GET|POST /admin/webhooks; GET /admin/<entity>; GET|PUT|PATCH|DELETE /admin/<entity>/<id>.
 
 faults: POST /admin/faults {"kind": K, "count": 1, "path_contains": ""} with K one of
   500 | 503 (+ "retry_after": N sends Retry-After: N) | timeout (+ "delay_seconds": 35) | malformed |
@@ -39,6 +39,16 @@ faults: POST /admin/faults {"kind": K, "count": 1, "path_contains": ""} with K o
   to sort last, edit it, insert a copy that sorts first; default record: the page's first).
 GET /admin/faults shows {"armed": [...], "applied": [...]} (each applied mutation's action and zoho_id);
 DELETE /admin/faults clears both.
+
+webhooks (--webhook-url): every admin change (PUT/PATCH/DELETE /admin/<entity>/<id>, mutate faults) is
+POSTed as a Zoho workflow rule would. A delivery answered non-2xx or failing to connect is retried
+(--webhook-retries, after --webhook-retry-delay doubling); --webhook-duplicate-rate and
+--webhook-reorder-window send some twice and shuffle them, as Zoho does under load.
+GET /admin/webhooks: the settings, "pending" (deliveries not final yet; 0: all done), "held", "sent",
+"failed", "given_up" and "deliveries" (latest attempts: delivery, entity, id, event, status, ok, attempt,
+duplicate, final, retry_in). POST /admin/webhooks {"duplicate_rate": F, "reorder_window": N, "retries": N,
+"retry_delay_seconds": S, "duplicate_delay_seconds": S, "reorder_flush_seconds": S,
+"retry_max_delay_seconds": S} changes any of them at run time (409 without --webhook-url).
 """
 
 
@@ -72,6 +82,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--webhook-url", help="POST every admin change there, as a Zoho workflow rule would")
     parser.add_argument("--webhook-token", help="sent as X-TDS-Token on webhooks")
     parser.add_argument("--webhook-secret", help="sign webhooks with X-Zoho-Webhook-Signature")
+    parser.add_argument(
+        "--webhook-duplicate-rate",
+        type=float,
+        default=d.webhook_duplicate_rate,
+        metavar="F",
+        help="0..1: probability a webhook is sent a second time, up to 1 s after the first (default 0)",
+    )
+    parser.add_argument(
+        "--webhook-reorder-window",
+        type=int,
+        default=d.webhook_reorder_window,
+        metavar="N",
+        help="hold webhooks N at a time and send each window shuffled; a partial window goes after 1 s "
+        "(default 0: in order)",
+    )
+    parser.add_argument(
+        "--webhook-retries",
+        type=int,
+        default=d.webhook_retries,
+        metavar="N",
+        help="retries of a webhook answered non-2xx or failing to connect, 0..10 (default 3)",
+    )
+    parser.add_argument(
+        "--webhook-retry-delay",
+        type=float,
+        default=d.webhook_retry_delay_seconds,
+        metavar="SECONDS",
+        help="wait before the first retry, doubling at each (at most 60 s; default 1)",
+    )
+    parser.add_argument(
+        "--webhook-seed", type=int, metavar="N", help="seed of webhook duplicates and shuffles (default: --seed)"
+    )
     parser.add_argument("--client-id", default=d.client_id)
     parser.add_argument("--client-secret", default=d.client_secret)
     parser.add_argument("--refresh-token", default=d.refresh_token)
@@ -112,6 +154,11 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         webhook_url=args.webhook_url,
         webhook_token=args.webhook_token,
         webhook_secret=args.webhook_secret,
+        webhook_duplicate_rate=args.webhook_duplicate_rate,
+        webhook_reorder_window=args.webhook_reorder_window,
+        webhook_retries=args.webhook_retries,
+        webhook_retry_delay_seconds=args.webhook_retry_delay,
+        webhook_seed=args.webhook_seed,
         client_id=args.client_id,
         client_secret=args.client_secret,
         refresh_token=args.refresh_token,

@@ -39,6 +39,15 @@ class SimulatorConfig:
     webhook_token: str | None = None  # sent as X-TDS-Token
     webhook_secret: str | None = None  # signs with X-Zoho-Webhook-Signature
     webhook_timeout_seconds: float = 5.0
+    # Zoho's lapses under load (webhooks.py; bounds in webhooks.SETTINGS; `POST /admin/webhooks` at run time).
+    webhook_duplicate_rate: float = 0.0  # probability a delivery is sent a second time, later
+    webhook_duplicate_delay_seconds: float = 1.0  # the copy follows the first attempt within this
+    webhook_reorder_window: int = 0  # >= 2: hold deliveries N at a time, send each window shuffled
+    webhook_reorder_flush_seconds: float = 1.0  # a partial window is sent at most this long after it began
+    webhook_retries: int = 3  # more attempts after a non-2xx answer or a failed connection
+    webhook_retry_delay_seconds: float = 1.0  # before the first retry; doubles at each retry
+    webhook_retry_max_delay_seconds: float = 60.0
+    webhook_seed: int | None = None  # duplicates and shuffles are reproducible; None: `seed`
 
     client_id: str = "sim-client"
     client_secret: str = "sim-secret"

@@ -1,6 +1,7 @@
 """One simulator's whole state: data, limits, tokens, faults, stats, webhooks; data changes as a Zoho user
 would make them (admin create/replace/delete, `mutate` faults: they bump `last_modified_time` and fire
-webhooks); and how the API serves a record (`as_served`: the entity's version style)."""
+webhooks, which the sender may duplicate, reorder and retry as configured: webhooks.py); and how the API
+serves a record (`as_served`: the entity's version style)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tds_pipelines.simulator.limits import ApiLimits
 from tds_pipelines.simulator.stats import Stats
 from tds_pipelines.simulator.store import Store, detail_view, version_shape
 from tds_pipelines.simulator.timestamps import now_ts
+from tds_pipelines.simulator.webhooks import SETTINGS as WEBHOOK_SETTINGS
 from tds_pipelines.simulator.webhooks import WebhookSender
 
 
@@ -81,6 +83,8 @@ class SimulatorState:
                 config.webhook_secret,
                 config.webhook_timeout_seconds,
                 self.stats.webhook,
+                {name: getattr(config, field) for name, (field, *_) in WEBHOOK_SETTINGS.items()},
+                config.seed if config.webhook_seed is None else config.webhook_seed,
             )
             if config.webhook_url
             else None

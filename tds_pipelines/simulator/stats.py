@@ -20,9 +20,10 @@ class Stats:
             self.by_status: Counter = Counter()  # "200" -> calls answered
             self.rejected: Counter = Counter()  # "44" / "45" / "1070" / "57" / "14" -> count
             self.faults: Counter = Counter()  # kind -> injected
-            self.webhooks_sent = 0
-            self.webhooks_failed = 0
-            self.webhook_deliveries: deque = deque(maxlen=200)
+            self.webhooks_sent = 0  # attempts answered 2xx
+            self.webhooks_failed = 0  # attempts answered otherwise or failing to connect
+            self.webhooks_given_up = 0  # deliveries whose last attempt failed
+            self.webhook_deliveries: deque = deque(maxlen=200)  # the latest attempts (webhooks.py)
 
     def token(self, error: str | None) -> None:
         with self._lock:
@@ -50,6 +51,8 @@ class Stats:
                 self.webhooks_sent += 1
             else:
                 self.webhooks_failed += 1
+                if delivery.get("final", True):
+                    self.webhooks_given_up += 1
             self.webhook_deliveries.append(delivery)
 
     def snapshot(self) -> dict:
@@ -64,5 +67,6 @@ class Stats:
                 "faults_injected": dict(self.faults),
                 "webhooks_sent": self.webhooks_sent,
                 "webhooks_failed": self.webhooks_failed,
+                "webhooks_given_up": self.webhooks_given_up,
                 "webhook_deliveries": list(self.webhook_deliveries),
             }
