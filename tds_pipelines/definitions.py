@@ -9,8 +9,10 @@ import dagster as dg
 from tds_pipelines import settings
 from tds_pipelines.assets import entity_assets, item_stock
 from tds_pipelines.jobs import full_sync, incremental_sync, stock_sync
+from tds_pipelines.queue_jobs import queue_jobs
 from tds_pipelines.resources import ErpDatabase, ZohoApi
 from tds_pipelines.schedules import schedules
+from tds_pipelines.sensors import zoho_webhook_queue_sensor
 
 
 def _optional(name: str) -> str | None:
@@ -21,8 +23,9 @@ def build_defs() -> dg.Definitions:
     """Assemble the code location; optional settings are read from the environment at load time."""
     return dg.Definitions(
         assets=[*entity_assets, item_stock],
-        jobs=[full_sync, incremental_sync, stock_sync],
+        jobs=[full_sync, incremental_sync, stock_sync, *queue_jobs],
         schedules=schedules,
+        sensors=[zoho_webhook_queue_sensor],
         resources={
             "erp": ErpDatabase(
                 # The URL may carry a password: resolved at launch, never shown in the UI.

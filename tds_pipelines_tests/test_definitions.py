@@ -26,7 +26,9 @@ ENTITY_KEYS = {dg.AssetKey(spec.asset_key) for spec in ENTITIES} | {dg.AssetKey(
 def test_every_entity_is_an_asset_and_the_jobs_and_schedules_exist():
     graph = defs.resolve_asset_graph()
     assert set(graph.get_all_asset_keys()) == ENTITY_KEYS
-    for name in ("full_sync", "incremental_sync", "stock_sync"):
+    jobs = ("full_sync", "incremental_sync", "stock_sync")
+    queue_jobs = ("process_webhook_queue", "replay_dead_letters", "process_single_webhook")
+    for name in jobs + queue_jobs:
         assert defs.resolve_job_def(name).executor_def.name == "in_process"
     partitioned = {key.path[-1] for key in ENTITY_KEYS if graph.get(key).partitions_def is not None}
     assert partitioned == {"invoices", "sales_orders", "customer_payments", "bills", "credit_notes"}
@@ -36,6 +38,11 @@ def test_every_entity_is_an_asset_and_the_jobs_and_schedules_exist():
         assert schedule.execution_timezone == os.environ.get("TDS_TIMEZONE", "Asia/Baghdad")
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedules["daily_full_sync"].cron_schedule == "0 2 * * *"
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"zoho_webhook_queue_sensor"}
+    sensor = sensors["zoho_webhook_queue_sensor"]
+    assert sensor.job_name == "process_webhook_queue" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == int(os.environ.get("TDS_WEBHOOK_SENSOR_SECONDS", 10))
 
 
 def zoho_env(sim, database_url: str, schema: str | None = None) -> dict[str, str]:

@@ -15,18 +15,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import Connection, Engine
 
 from tds_pipelines import settings
 from tds_pipelines.entities import BY_NAME, EntitySpec
 from tds_pipelines.erp import state as sync_state
+from tds_pipelines.erp.db import write_transaction
 from tds_pipelines.erp.dead_letters import keep_rejected_record, rejected_keys
 from tds_pipelines.erp.locks import sync_lock
 from tds_pipelines.erp.tables import entity_tables
-from tds_pipelines.erp.upsert import load_versions, missing_ids, tombstone_ids, upsert_rows
+from tds_pipelines.erp.upsert import load_versions, missing_ids, tombstone_ids
+from tds_pipelines.sync.apply import record_row, write_rows
 from tds_pipelines.sync.stats import SyncStats
-from tds_pipelines.sync.transform import RecordError, parse_timestamp, record_version, summary_hash, to_row
+from tds_pipelines.sync.transform import RecordError, parse_timestamp, record_version, summary_hash
 from tds_pipelines.zoho.client import ZohoClient
 from tds_pipelines.zoho.errors import BudgetShareExceeded, ZohoBadResponse, ZohoNotFound
 
@@ -225,11 +226,18 @@ def reject_record(
 ) -> None:
     """Keep a record that cannot be stored as a dead letter of `stats.entity` (once per `key`, by default the
     record's own hash), and count it."""
+    with engine.begin() as conn:
+        _keep_rejected(conn, stats, zoho_id, record, reason, key)
+
+
+def _keep_rejected(
+    conn: Connection, stats: SyncStats, zoho_id: str | None, record: object, reason: str, key: str | None
+) -> None:
+    """reject_record in the caller's transaction."""
     stats.rejected += 1
     stats.errors.append(reason)
     key = key or summary_hash(record if isinstance(record, dict) else {"value": record})
-    with engine.begin() as conn:
-        keep_rejected_record(conn, stats.entity, zoho_id, record, reason, key)
+    keep_rejected_record(conn, stats.entity, zoho_id, record, reason, key)
 
 
 def _with_ids(spec: EntitySpec, engine: Engine, records: list, stats: SyncStats) -> list[dict]:
@@ -342,12 +350,9 @@ def _row_or_reject(spec, engine, stats, record, synced_at, summary, key):
     reason (a bug in TDS included: one record never stops a page)."""
     zoho_id = str(summary[spec.id_field])
     try:
-        row = to_row(spec, record, synced_at, summary=summary)
+        row = record_row(spec, record, synced_at, summary=summary)
     except RecordError as exc:
         reject_record(engine, stats, zoho_id, record, str(exc), key)
-        return None
-    except Exception as exc:  # noqa: BLE001 - whatever it is, the record is kept and the page goes on
-        reject_record(engine, stats, zoho_id, record, f"{spec.name} record {zoho_id}: {type(exc).__name__}: {exc}", key)
         return None
     stats.count_unparseable(zoho_id, row.warnings)
     return row
@@ -374,52 +379,19 @@ def _is_changed(spec: EntitySpec, summary: dict, digest: str, known) -> bool:
 def _write_page(
     engine: Engine, spec: EntitySpec, rows: list, stats: SyncStats, cursor: datetime | None, run_id: str | None
 ) -> None:
-    """Upsert a page's rows and advance the cursor in one transaction. Should the database refuse the batch's
-    data (a value it cannot hold, an ERP constraint), each row is written on its own and the ones it refuses
-    become dead letters. Any other database error (gone, no table) stops the sync: no row is to blame."""
-    refusals = _data_refusals(engine)
-    try:
-        with engine.begin() as conn:
-            _write(conn, spec, rows, stats)
-            if cursor is not None:
-                sync_state.advance_cursor(conn, spec.name, cursor, run_id, None, full=False)
-        return
-    except refusals as exc:
-        if not rows:
-            raise
-        log.warning("%s: the database refused a page (%s); writing its rows one by one", spec.name, exc)
-    for row in rows:
-        try:
-            with engine.begin() as conn:
-                _write(conn, spec, [row], stats)
-        except refusals as exc:
-            reason = f"{spec.name} record {row.zoho_id}: the database refused it: {str(exc).splitlines()[0]}"
-            reject_record(engine, stats, row.zoho_id, row.values["raw"], reason, row.values["summary_hash"])
-    if cursor is not None:
-        with engine.begin() as conn:
+    """Upsert a page's rows and advance the cursor in one transaction. Rows the database refuses (a value it
+    cannot hold, an ERP constraint) become dead letters in that transaction and the rest is written
+    (`sync.apply.write_rows`). Any other database error (gone, no table) stops the sync: no row is to blame."""
+    with write_transaction(engine) as conn:
+        written = write_rows(conn, spec, rows)
+        for row, reason in written.refused:
+            _keep_rejected(conn, stats, row.zoho_id, row.values["raw"], reason, row.values["summary_hash"])
+        if cursor is not None:
             sync_state.advance_cursor(conn, spec.name, cursor, run_id, None, full=False)
-
-
-def _data_refusals(engine: Engine) -> tuple[type[BaseException], ...]:
-    """The errors by which a database refuses data, wrapped by SQLAlchemy or raw from the driver (COPY)."""
-    dbapi = engine.dialect.dbapi
-    return (DataError, IntegrityError, dbapi.DataError, dbapi.IntegrityError, ValueError, UnicodeError)
-
-
-def _write(conn, spec: EntitySpec, rows: list, stats: SyncStats) -> None:
-    if not rows:
-        return
-    result = upsert_rows(conn, entity_tables[spec.name], rows)
-    stats.inserted += result.inserted
-    stats.updated += result.updated
-    stats.stale += result.stale
-    if spec.date_field:
-        written = set(result.written_ids)
-        start = settings.history_start()
-        for row in rows:
-            doc_date = row.values.get(spec.date_field)
-            if row.zoho_id in written and isinstance(doc_date, date) and doc_date >= start:
-                stats.months.add(doc_date.replace(day=1).isoformat())
+    stats.inserted += written.inserted
+    stats.updated += written.updated
+    stats.stale += written.stale
+    stats.months |= written.months
 
 
 # -- tombstones ---------------------------------------------------------------------------------------
