@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The demo's ports (UI, simulator): `make demo PORT=3001` when 3000 is taken.
+# The demo's ports (UI, simulator, webhook receiver): `make demo PORT=3001` when 3000 is taken.
 PORT ?= 3000
 SIMULATOR_PORT ?= 8765
+WEBHOOK_PORT ?= 8000
 
 .PHONY: demo test lint format bench clean
 
@@ -16,7 +17,7 @@ $(STAMP): setup.py pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tds demo --port $(PORT) --simulator-port $(SIMULATOR_PORT)
+	$(BIN)/tds demo --port $(PORT) --simulator-port $(SIMULATOR_PORT) --webhook-port $(WEBHOOK_PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest
@@ -34,6 +35,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/full_sync_benchmark.py
 	$(BIN)/python benchmarks/parallel_budget_benchmark.py
 	$(BIN)/python benchmarks/schedule_cost.py
+	$(BIN)/python benchmarks/receiver_benchmark.py
+	$(BIN)/python benchmarks/drain_benchmark.py
+	$(BIN)/python benchmarks/webhook_latency_benchmark.py
 
 clean:
 	rm -rf $(VENV) .tds

@@ -19,6 +19,10 @@ setup(
         "pandas>=2.1",
         "fastapi>=0.110",
         "uvicorn>=0.29",
+        # The webhook receiver: an async driver, and uvicorn's fast event loop and HTTP parser.
+        "asyncpg>=0.29",
+        "httptools>=0.6",
+        "uvloop>=0.19; sys_platform != 'win32'",
     ],
     extras_require={"dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "psutil>=5.9", "hypothesis>=6.100"]},
     entry_points={"console_scripts": ["tds=tds_pipelines.cli:main"]},

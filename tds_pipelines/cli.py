@@ -1,4 +1,5 @@
-"""The `tds` command: schema upgrades, the simulator, shell syncs, status and the newcomer's demo."""
+"""The `tds` command: schema upgrades, the simulator, the webhook receiver, shell syncs, status, dead letters
+and the newcomer's demo."""
 
 from __future__ import annotations
 
@@ -29,6 +30,29 @@ def main(argv: list[str] | None = None) -> int:
     simulator_cli.add_arguments(sim)
     sim.set_defaults(func=simulator_cli.run)
 
+    webhooks = commands.add_parser("webhooks", help="serve the webhook receiver (POST /webhooks/zoho, GET /health)")
+    webhooks.add_argument("--host", default="127.0.0.1")
+    webhooks.add_argument("--port", type=int, default=8000)
+    webhooks.set_defaults(func=_webhooks)
+
+    dlq = commands.add_parser("dlq", help="dead letters: list, replay, import the old service's deliveries")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_commands.add_parser("list", help="the newest dead letters with their reasons")
+    dlq_list.add_argument("--entity")
+    dlq_list.add_argument("--error-contains", help="only those whose error holds this text (any case)")
+    dlq_list.add_argument("--limit", type=int, default=50)
+    dlq_list.set_defaults(func=_dlq_list)
+    replay = dlq_commands.add_parser("replay", help="put dead letters back in the queue (their history kept)")
+    replay.add_argument("--id", dest="ids", type=int, action="append", help="repeatable")
+    replay.add_argument("--all", action="store_true")
+    replay.add_argument("--entity")
+    replay.add_argument("--error-contains")
+    replay.add_argument("--now", action="store_true", help="apply the queue here and now (else the sensor does)")
+    replay.set_defaults(func=_dlq_replay)
+    dlq_import = dlq_commands.add_parser("import", help="webhook bodies exported by the old service, one a line")
+    dlq_import.add_argument("file")
+    dlq_import.set_defaults(func=_dlq_import)
+
     sync = commands.add_parser("sync", help="run the sync engine from a shell (the jobs use the same code)")
     sync.add_argument("--entity", action="append", choices=[*BY_NAME, "item_stock"], help="repeatable")
     sync.add_argument("--full", action="store_true", help="list everything and tombstone what Zoho lost")
@@ -41,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="the whole system on the embedded default (SQLite + simulator)")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
     demo.add_argument("--simulator-port", type=int, default=8765)
+    demo.add_argument("--webhook-port", type=int, default=8000, help="webhook receiver port")
     demo.add_argument("--records", type=int, default=60, help="generated records per entity")
     demo.set_defaults(func=_demo)
 
@@ -58,6 +83,55 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tds: {describe(exc)}", file=sys.stderr)
         return 1
     return code
+
+
+def _webhooks(args) -> int:
+    from tds_pipelines.webhooks.app import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
+def _dlq_list(args) -> int:
+    from tds_pipelines.erp.db import make_engine
+    from tds_pipelines.erp.queue import list_dead_letters
+
+    letters = list_dead_letters(make_engine(), args.limit, entity=args.entity, error_contains=args.error_contains)
+    for item in letters:
+        error = " ".join((item.last_error or "").split())[:160]
+        print(
+            f"{item.id:>8}  {item.received_at:%Y-%m-%d %H:%M}  {item.entity or '-':18} {item.zoho_id or '-':20} {error}"
+        )
+    print(f"{len(letters)} dead letter(s) shown")
+    return 0
+
+
+def _dlq_replay(args) -> int:
+    from tds_pipelines.erp.db import make_engine
+    from tds_pipelines.erp.queue import replay
+
+    engine = make_engine()
+    count = replay(engine, ids=args.ids, all=args.all, entity=args.entity, error_contains=args.error_contains)
+    print(f"{count} dead letter(s) back in the queue")
+    if args.now:
+        from tds_pipelines.sync.apply import drain
+
+        for stats in drain(engine, run_id="tds-dlq-replay").values():
+            print(stats.summary())
+    else:
+        print("zoho_webhook_queue_sensor applies them within seconds (or: tds dlq replay ... --now)")
+    return 0
+
+
+def _dlq_import(args) -> int:
+    from tds_pipelines.erp.db import make_engine
+    from tds_pipelines.erp.queue import import_deliveries
+
+    with open(args.file, encoding="utf-8") as lines:
+        stored, duplicates, unusable = import_deliveries(make_engine(), lines)
+    print(f"imported {stored} deliveries as dead letters ({duplicates} already there, {unusable} unusable, kept)")
+    print("apply them with: tds dlq replay --all")
+    return 0
 
 
 def _db_upgrade(_args) -> int:
@@ -154,7 +228,7 @@ def _status(args) -> int:
 def _demo(args) -> int:
     from tds_pipelines.demo import run_demo
 
-    return run_demo(args.port, args.simulator_port, args.records)
+    return run_demo(args.port, args.simulator_port, args.records, args.webhook_port)
 
 
 if __name__ == "__main__":

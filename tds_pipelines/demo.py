@@ -1,12 +1,14 @@
 """`tds demo`: the whole system on the embedded default, for a newcomer.
 
 SQLite for the ERP and for Dagster's instance (a DAGSTER_HOME under `.tds/` kept across restarts), the
-bundled Zoho simulator, and `dagster dev` (webserver + daemon) with every schedule and asset.
+bundled Zoho simulator delivering webhooks to the receiver (`tds webhooks`), and `dagster dev` (webserver +
+daemon) with every schedule, sensor and asset.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -91,33 +93,57 @@ def second_shell_hint(simulator_url: str) -> str:
     return f"From a second shell:\n  export {exports}\n  {tds} sync; {tds} status"
 
 
-def run_demo(ui_port: int, simulator_port: int, records: int) -> int:
-    for port, server, variable in ((ui_port, "Dagster UI", "PORT"), (simulator_port, "simulator", "SIMULATOR_PORT")):
+_FIRST_ID = 'import json, sys; print(json.load(sys.stdin)["ids"][0])'
+
+
+def try_a_webhook_hint(simulator_url: str) -> str:
+    """How to watch an edit in the simulator reach the ERP by itself."""
+    return (
+        "Try a webhook: edit an invoice as a Zoho user would, and the receiver, the queue sensor and\n"
+        "process_webhook_queue bring it to the ERP within seconds, with no run launched by hand:\n"
+        f"  id=$(curl -s {simulator_url}/admin/invoices | python3 -c {shlex.quote(_FIRST_ID)})\n"
+        f'  curl -s -X PATCH {simulator_url}/admin/invoices/$id -d \'{{"reference_number": "edited in Zoho"}}\''
+    )
+
+
+def run_demo(ui_port: int, simulator_port: int, records: int, webhook_port: int = 8000) -> int:
+    ports = ((ui_port, "Dagster UI", "PORT"), (simulator_port, "simulator", "SIMULATOR_PORT"))
+    ports += ((webhook_port, "webhook receiver", "WEBHOOK_PORT"),)
+    for port, server, variable in ports:
         if port_taken(port):
-            free = next(p for p in range(port + 1, 65536) if p not in (ui_port, simulator_port) and not port_taken(p))
+            chosen = {ui_port, simulator_port, webhook_port}
+            free = next(p for p in range(port + 1, 65536) if p not in chosen and not port_taken(p))
             raise SystemExit(f"tds demo: port {port} ({server}) is taken; pick another: make demo {variable}={free}")
     home = settings.DEFAULT_HOME.resolve()
     os.environ.setdefault("TDS_DATABASE_URL", f"sqlite:///{home / 'erp.sqlite'}")
     upgrade()
     simulator_url = f"http://127.0.0.1:{simulator_port}"
-    env = demo_environment(home, simulator_url)
+    token = secrets.token_urlsafe(16)  # the simulator's workflow rules and the receiver share it
+    env = demo_environment(home, simulator_url) | {"TDS_WEBHOOK_TOKEN": token}
     tds = [sys.executable, "-m", "tds_pipelines.cli"]
-    simulator = subprocess.Popen(
-        [
-            *tds,
-            "simulator",
-            "--port",
-            str(simulator_port),
-            "--records",
-            str(records),
-            "--rate-limit-per-minute",
-            str(DEMO_CALLS_PER_MINUTE),
-        ],
-        env=env,
-    )
-    processes = [simulator]
+    receiver = subprocess.Popen([*tds, "webhooks", "--port", str(webhook_port)], env=env)
+    processes = [receiver]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain kill stops the children too
     try:
+        wait_for(f"http://127.0.0.1:{webhook_port}/health", receiver, "the webhook receiver", 60)
+        simulator = subprocess.Popen(
+            [
+                *tds,
+                "simulator",
+                "--port",
+                str(simulator_port),
+                "--records",
+                str(records),
+                "--rate-limit-per-minute",
+                str(DEMO_CALLS_PER_MINUTE),
+                "--webhook-url",
+                f"http://127.0.0.1:{webhook_port}/webhooks/zoho",
+                "--webhook-token",
+                token,
+            ],
+            env=env,
+        )
+        processes.append(simulator)
         wait_for(f"{simulator_url}/admin/stats", simulator, "the Zoho simulator", 60)
         dagster = subprocess.Popen(
             [
@@ -143,7 +169,9 @@ def run_demo(ui_port: int, simulator_port: int, records: int) -> int:
             DAGSTER_START_SECONDS,
         )
         print(f"\nTDS demo: Dagster UI at http://127.0.0.1:{ui_port}  (Zoho simulator at {simulator_url})")
+        print(f"Webhook receiver at http://127.0.0.1:{webhook_port}/webhooks/zoho (health: /health)")
         print("Materialize the assets (or launch the full_sync job) to fill the ERP; Ctrl-C stops everything.")
+        print(try_a_webhook_hint(simulator_url))
         print(second_shell_hint(simulator_url) + "\n", flush=True)
         return dagster.wait()
     except KeyboardInterrupt:

@@ -18,12 +18,18 @@ from tds_pipelines.partitions import document_months
 from tds_pipelines.resources import ErpDatabase
 from tds_pipelines.sync.apply import BATCH_SIZE, QueueStats, apply_items, delivery_of, drain
 
+LINGER_POLL_SECONDS = 0.5
 TOTALS = ("items", "inserted", "updated", "stale", "tombstoned", "failed", "dead_lettered")
 
 
 class DrainConfig(dg.Config):
     batch_size: int = Field(default=BATCH_SIZE, description="Items claimed and applied per transaction")
     max_seconds: float = Field(default=600, description="No batch is claimed after this long; the sensor goes on")
+    linger_seconds: float = Field(
+        default=15,
+        description="Once the queue is empty, keep watching it this long: webhooks arriving meanwhile are applied "
+        "within a second instead of waiting for the sensor's next tick and a new run",
+    )
 
 
 class ReplayConfig(DrainConfig):
@@ -65,7 +71,17 @@ def record_materializations(
 
 def _drain_and_report(context: dg.OpExecutionContext, engine: Engine, config: DrainConfig) -> dg.Output:
     started = time.monotonic()
-    stats = drain(engine, context.run_id, config.batch_size, config.max_seconds)
+    deadline, stats = started + config.max_seconds, {}
+    idle_since = started
+    while (now := time.monotonic()) < deadline:
+        before = sum(s.items for s in stats.values())
+        drain(engine, context.run_id, config.batch_size, deadline - now, stats)
+        if sum(s.items for s in stats.values()) > before:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= config.linger_seconds:
+            break
+        else:
+            time.sleep(LINGER_POLL_SECONDS)
     totals = record_materializations(context, stats, time.monotonic() - started)
     ready, _ = peek_ready(engine)
     totals["still_ready"] = ready  # left by the time bound, or arrived meanwhile: the sensor starts another run

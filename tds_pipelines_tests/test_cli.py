@@ -161,3 +161,33 @@ def test_sync_of_a_set_the_full_sync_listed_recently_is_no_failure(sim, tmp_path
     assert again.returncode == 0, again.stdout
     assert "skipped: listed whole by the full sync" in again.stdout
     assert again.stdout.splitlines()[-1] == "1 of 1 entities synced"
+
+
+def test_dlq_import_list_and_replay_apply_the_old_services_stranded_deliveries(pg_server_url, tmp_path):
+    _, observer, schema = fresh_erp(pg_server_url)
+    env = {"TDS_DATABASE_URL": pg_server_url, "TDS_DB_SCHEMA": schema}
+    invoice = {
+        "invoice_id": "77001",
+        "invoice_number": "INV-OLD-1",
+        "date": "2025-12-01",
+        "total": 12.5,
+        "line_items": [],
+    }
+    contact = {"contact_id": "77002", "contact_name": "Old Vendor", "contact_type": "vendor"}
+    export = tmp_path / "stranded.jsonl"
+    export.write_text(
+        "\n".join([json.dumps({"invoice": invoice}), json.dumps({"contact": contact}), "not json at all"]) + "\n"
+    )
+    imported = tds("dlq", "import", str(export), env=env)
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 2 deliveries" in imported.stdout and "1 unusable" in imported.stdout
+    again = tds("dlq", "import", str(export), env=env)
+    assert "imported 0 deliveries" in again.stdout  # idempotent: a second import stores nothing new
+    listed = tds("dlq", "list", env=env)
+    assert "3 dead letter(s) shown" in listed.stdout and "77001" in listed.stdout
+    replayed = tds("dlq", "replay", "--all", "--now", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert count_rows(observer, "zoho_invoices", "WHERE zoho_id = '77001'") == 1
+    assert count_rows(observer, "zoho_vendors", "WHERE zoho_id = '77002'") == 1
+    queue = json.loads(tds("status", "--json", env=env).stdout)["queue"]
+    assert queue.get("FAILED") == 1 and not queue.get("DEAD_LETTER")  # the unusable line: retried, then dead

@@ -1,4 +1,5 @@
-"""End to end: a real `dagster dev` (webserver + daemon) launches full_sync against the simulator."""
+"""End to end: a real `dagster dev` (webserver + daemon), the webhook receiver and the simulator as processes:
+full_sync launched through the daemon, and a change made in Zoho reaching the ERP by itself."""
 
 from __future__ import annotations
 
@@ -7,21 +8,25 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 from dagster_graphql import DagsterGraphQLClient
+from sqlalchemy import select
 
 from tds_pipelines.entities import ENTITIES
 from tds_pipelines.erp.tables import entity_tables
-from tds_pipelines_tests.sync_fixtures import free_port, fresh_erp, row_count, simulator
+from tds_pipelines_tests.sync_fixtures import admin, free_port, fresh_erp, row_count, simulator
 from tds_pipelines_tests.test_definitions import zoho_env
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON_HEALTH = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"
 ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+RUNS = "{ runsOrError { ... on Runs { results { jobName status } } } }"
+WEBHOOK_TOKEN = "e2e-webhook-token"
 SCHEDULES = """{ schedulesOrError(repositorySelector: {repositoryLocationName: "%s", repositoryName: "__repository__"})
   { ... on Schedules { results { name scheduleState { status } } } } }"""
 
@@ -56,38 +61,51 @@ def run_job(port: int, job: str) -> str:
     )
 
 
+@contextmanager
+def process_group(command: list[str], env: dict[str, str]):
+    """A child process in its own session, interrupted (then killed) with all of its children at the end."""
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
 @pytest.fixture
 def dagster_dev(pg_server_url, tmp_path):
-    """`dagster dev` on a free port with its own SQLite instance, wired to a simulator and a fresh ERP."""
+    """`dagster dev` on a free port with its own SQLite instance, the webhook receiver, and a simulator that
+    delivers its changes to the receiver, all on a fresh ERP."""
     erp = fresh_erp(pg_server_url)
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
-    port = free_port()
-    with simulator(records=12) as sim:
-        env = dict(os.environ) | zoho_env(sim, pg_server_url, erp.schema) | {"DAGSTER_HOME": str(home)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-m", "tds_pipelines.definitions", "-p", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+    port, receiver_port = free_port(), free_port()
+    receiver_url = f"http://127.0.0.1:{receiver_port}"
+    base_env = dict(os.environ) | {"TDS_DATABASE_URL": pg_server_url, "TDS_DB_SCHEMA": erp.schema}
+    base_env |= {"TDS_WEBHOOK_TOKEN": WEBHOOK_TOKEN}
+    tds = [sys.executable, "-m", "tds_pipelines.cli"]
+    with process_group([*tds, "webhooks", "--port", str(receiver_port)], base_env) as receiver:
+        wait_until(
+            lambda: receiver.poll() is None and requests.get(f"{receiver_url}/health", timeout=2).ok, 60, "the receiver"
         )
-        try:
-            wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok, 120, "webserver")
-            yield port, erp
-        finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
+        webhooks = {"webhook_url": f"{receiver_url}/webhooks/zoho", "webhook_token": WEBHOOK_TOKEN}
+        with simulator(records=12, **webhooks) as sim:
+            env = base_env | zoho_env(sim, pg_server_url, erp.schema) | {"DAGSTER_HOME": str(home)}
+            command = [sys.executable, "-m", "dagster", "dev", "-m", "tds_pipelines.definitions", "-p", str(port)]
+            with process_group(command, env):
+                wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok, 120, "webserver")
+                yield port, erp, sim
 
 
-def test_dagster_dev_runs_full_sync_through_the_daemon(dagster_dev):
-    port, erp = dagster_dev
+def test_dagster_dev_runs_full_sync_through_the_daemon_and_applies_webhooks_by_itself(dagster_dev):
+    port, erp, sim = dagster_dev
     [location] = [e["name"] for e in graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"]]
     schedules = graphql(port, SCHEDULES % location)["schedulesOrError"]["results"]
     assert {s["name"]: s["scheduleState"]["status"] for s in schedules} == {
@@ -105,3 +123,18 @@ def test_dagster_dev_runs_full_sync_through_the_daemon(dagster_dev):
     assert run_job(port, "full_sync") == "SUCCESS"
     for spec in ENTITIES:
         assert row_count(erp.observer, entity_tables[spec.name]) > 0, spec.name
+
+    # A Zoho user edits an invoice: the workflow rule's webhook, the receiver, the queue sensor and
+    # process_webhook_queue bring the edit to the ERP with no run launched by anyone.
+    invoice_id = sorted(admin(sim, "GET", "invoices")["ids"])[0]
+    admin(sim, "PATCH", f"invoices/{invoice_id}", {"reference_number": "edited in Zoho"})
+    invoices = entity_tables["invoices"]
+
+    def edited():
+        with erp.observer.connect() as conn:
+            query = select(invoices.c.raw).where(invoices.c.zoho_id == invoice_id)
+            return conn.execute(query).scalar_one()["reference_number"] == "edited in Zoho"
+
+    wait_until(edited, 180, "the webhook's edit in the ERP")
+    runs = graphql(port, RUNS)["runsOrError"]["results"]
+    assert any(r["jobName"] == "process_webhook_queue" and r["status"] == "SUCCESS" for r in runs)

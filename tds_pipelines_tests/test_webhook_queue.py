@@ -342,6 +342,10 @@ def dagster_erp(url: str, monkeypatch):
     return fresh
 
 
+# Tests end a drain as soon as the queue is empty instead of watching it for late arrivals.
+NO_LINGER = {"ops": {"apply_webhook_queue": {"config": {"linger_seconds": 0}}}}
+
+
 def materializations(instance: dg.DagsterInstance, name: str) -> list:
     records = instance.fetch_materializations(dg.AssetKey(["zoho", name]), limit=100).records
     return [record.asset_materialization for record in records]
@@ -353,7 +357,8 @@ def test_process_webhook_queue_records_materializations_of_the_assets_it_wrote(p
         deliver(engine, {"invoice": invoice(str(n), day, T0)})
     deliver(engine, {"item": product("1", "Tea", T0)})
     instance = dg.DagsterInstance.ephemeral()
-    result = build_defs().resolve_job_def("process_webhook_queue").execute_in_process(instance=instance)
+    job = build_defs().resolve_job_def("process_webhook_queue")
+    result = job.execute_in_process(run_config=NO_LINGER, instance=instance)
     assert result.success
     [invoices] = [m for m in materializations(instance, "invoices") if m.partition is None]
     assert invoices.metadata["inserted"].value == 3 and invoices.metadata["api_calls"].value == 0
@@ -369,7 +374,8 @@ def test_process_webhook_queue_on_sqlite(tmp_path, monkeypatch):
     engine, observer, _ = dagster_erp(f"sqlite:///{tmp_path / 'erp.sqlite'}", monkeypatch)
     deliver(engine, {"item": product("1", "Tea", T0)})
     instance = dg.DagsterInstance.ephemeral()
-    assert build_defs().resolve_job_def("process_webhook_queue").execute_in_process(instance=instance).success
+    job = build_defs().resolve_job_def("process_webhook_queue")
+    assert job.execute_in_process(run_config=NO_LINGER, instance=instance).success
     assert materializations(instance, "products") and stored(observer, "products", "1")["name"] == "Tea"
 
 
@@ -399,7 +405,7 @@ def test_process_single_webhook_and_replay_dead_letters_jobs(pg_server_url, monk
     assert "erp_rule" in run_logs(instance, failed)
     assert not single(good).success  # completed: nothing to process
     drop_erp_rule(observer)
-    config = {"ops": {"replay_then_apply": {"config": {"entity": "products"}}}}
+    config = {"ops": {"replay_then_apply": {"config": {"entity": "products", "linger_seconds": 0}}}}
     job = defs.resolve_job_def("replay_dead_letters")
     assert job.execute_in_process(run_config=config, instance=instance).success
     assert get_item(engine, bad).status == COMPLETED and stored(observer, "products", "2") is not None
@@ -445,3 +451,17 @@ def test_sensor_reads_the_queue_and_the_instance(erp):
     assert run.status == dg.DagsterRunStatus.STARTED
     while_active = tick(launched.cursor)
     assert not while_active.run_requests and "queued or running" in while_active.skip_reason.skip_message
+
+
+def test_a_draining_run_applies_webhooks_arriving_while_it_lingers(pg_server_url, monkeypatch):
+    engine, observer, _ = dagster_erp(pg_server_url, monkeypatch)
+    deliver(engine, {"item": product("1", "Tea", T0)})
+    config = {"ops": {"apply_webhook_queue": {"config": {"linger_seconds": 3}}}}
+    late = threading.Timer(1.0, lambda: deliver(engine, {"item": product("2", "Coffee", T0)}))
+    late.start()
+    result = build_defs().resolve_job_def("process_webhook_queue").execute_in_process(run_config=config)
+    late.join()
+    assert result.success
+    assert stored(observer, "products", "2")["name"] == "Coffee"  # arrived a second into the run: same run
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata["items"].value == 2
