@@ -118,7 +118,7 @@ def run_demo(ui_port: int, simulator_port: int, records: int, webhook_port: int 
     os.environ.setdefault("TDS_DATABASE_URL", f"sqlite:///{home / 'erp.sqlite'}")
     upgrade()
     simulator_url = f"http://127.0.0.1:{simulator_port}"
-    token = secrets.token_urlsafe(16)  # the simulator's workflow rules and the receiver share it
+    token = secrets.token_hex(16)  # shared by the simulator's rules and the receiver; hex: never "-..."
     env = demo_environment(home, simulator_url) | {"TDS_WEBHOOK_TOKEN": token}
     tds = [sys.executable, "-m", "tds_pipelines.cli"]
     receiver = subprocess.Popen([*tds, "webhooks", "--port", str(webhook_port)], env=env)

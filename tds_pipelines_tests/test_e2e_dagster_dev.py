@@ -137,4 +137,4 @@ def test_dagster_dev_runs_full_sync_through_the_daemon_and_applies_webhooks_by_i
 
     wait_until(edited, 180, "the webhook's edit in the ERP")
     runs = graphql(port, RUNS)["runsOrError"]["results"]  # launched by the sensor (it may still linger)
-    assert any(r["jobName"] == "process_webhook_queue" and r["status"] in ("STARTED", "SUCCESS") for r in runs)
+    assert any(r["jobName"] == "process_webhook_queue" and r["status"] not in ("FAILURE", "CANCELED") for r in runs)
