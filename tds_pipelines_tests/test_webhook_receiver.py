@@ -3,6 +3,7 @@ every assertion read through the separate observer engine (so only committed row
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
@@ -16,12 +17,14 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import uvicorn
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 
 from tds_pipelines.erp.migrate import upgrade
 from tds_pipelines.erp.tables import sync_queue
 from tds_pipelines.simulator.webhooks import signature
 from tds_pipelines.webhooks import create_app
+from tds_pipelines.webhooks.intake import delivery_row
+from tds_pipelines.webhooks.store import PostgresQueue, QueueUnavailable, Stored
 from tds_pipelines.zoho.webhooks import Delivery
 from tds_pipelines_tests.simulator_fixtures import running_simulator
 from tds_pipelines_tests.sync_fixtures import free_port, fresh_erp
@@ -177,6 +180,51 @@ def test_what_jsonb_refuses_verbatim_is_stored_cleaned(receiver, store):
     assert queue_rows(store.observer)[0]["payload"] == {"invoice_id": "7", "notes": "ab \ufffd", "total": "NaN"}
 
 
+def test_a_burst_is_written_in_batches_each_delivery_answered_with_its_own_row(pg_server_url, store):
+    """Deliveries queued together share statements: twins get the first's row, a row stored before is a
+    duplicate, a body jsonb refuses verbatim is stored cleaned, the others each get their own row."""
+    deliveries = [body_of({"invoice": {**INVOICE, "invoice_id": f"98{n:013d}"}}) for n in range(150)]
+    twin = deliveries[7]
+    refused = b'{"invoice": {"invoice_id": "7", "notes": "a\\u0000b"}}'
+    queue = PostgresQueue(pg_server_url, store.schema)
+    headers = {"content-type": "application/json"}
+
+    async def burst() -> list:
+        before = await queue.store(delivery_row(deliveries[0], headers, None, None))
+        bodies = [*deliveries, twin, refused, twin]
+        rows = [delivery_row(body, headers, None, None) for body in bodies]
+        answers = await asyncio.gather(*(queue.store(row) for row in rows))
+        await queue.close()
+        return [before, *answers]
+
+    before, *answers = asyncio.run(burst())
+
+    stored = {row["id"]: row for row in queue_rows(store.observer)}
+    assert len(stored) == 151  # 150 invoices and the cleaned one; no twin, no second copy
+    assert answers[0] == Stored(before.id, True)
+    fresh = answers[1:150]
+    assert all(not answer.duplicate for answer in fresh) and len({answer.id for answer in fresh}) == 149
+    for body, answer in zip(deliveries[1:], fresh, strict=True):
+        assert stored[answer.id]["payload"] == json.loads(body)["invoice"]
+    assert answers[150] == answers[152] == Stored(answers[7].id, True)
+    assert stored[answers[151].id]["payload"] == {"invoice_id": "7", "notes": "ab"}
+    with store.observer.connect() as conn:  # rows written by one statement share its transaction id
+        transactions = conn.execute(text("SELECT count(DISTINCT xmin::text) FROM tds_sync_queue")).scalar_one()
+    assert transactions <= 12
+
+
+def test_a_burst_while_the_database_is_down_answers_every_delivery_unavailable():
+    queue = PostgresQueue(f"postgresql://tds@127.0.0.1:{free_port()}/erp", "tds")
+    rows = [delivery_row(body_of({"invoice": {**INVOICE, "invoice_id": str(n)}}), {}, None, None) for n in range(20)]
+
+    async def burst() -> list:
+        answers = await asyncio.gather(*(queue.store(row) for row in rows), return_exceptions=True)
+        await queue.close()
+        return answers
+
+    assert all(isinstance(answer, QueueUnavailable) for answer in asyncio.run(burst()))
+
+
 # ---- refused: nothing stored ------------------------------------------------------------------------------
 
 
@@ -320,8 +368,8 @@ def test_an_unreachable_database_answers_503_without_the_password(where, caplog)
 
     assert (delivery.status_code, health.status_code) == (503, 503)
     assert "unavailable" in delivery.json()["detail"]
-    for text in (delivery.text, health.text, caplog.text):
-        assert "hunter2pw" not in text and "Traceback" not in text
+    for said in (delivery.text, health.text, caplog.text):
+        assert "hunter2pw" not in said and "Traceback" not in said
 
 
 # ---- health and the OpenAPI document ----------------------------------------------------------------------

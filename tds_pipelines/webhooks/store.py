@@ -1,9 +1,10 @@
 """Where the receiver puts deliveries: one row of ``tds_sync_queue`` each, committed before Zoho hears 200.
 
 PostgreSQL goes through a few asyncpg connections kept open (no blocking call on the event loop, no
-connection set-up per request); SQLite, the demo's store, through SQLAlchemy in a worker thread. Both store a
-delivery once per ``body_hash`` (the partial unique index ``ux_tds_sync_queue_delivery``) and answer which row
-holds it.
+connection set-up per request), each written by its own task that inserts whatever deliveries are waiting in
+one statement (group commit: under a burst a statement carries several, alone a delivery goes at once);
+SQLite, the demo's store, through SQLAlchemy in a worker thread. Both store a delivery once per
+``body_hash`` (the partial unique index ``ux_tds_sync_queue_delivery``) and answer which row holds it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 DELIVERY_PREDICATE = "event IN ({})".format(", ".join(f"'{event}'" for event in DELIVERY_EVENTS))
 # Connections held by one receiver: a few per core keep PostgreSQL's group commit busy.
 POOL_SIZE = 8
+# Deliveries in one INSERT at most: a burst is written in a few statements, none holding its rows long.
+BATCH_MAX = 64
 CONNECT_TIMEOUT_SECONDS = 5
 STATEMENT_TIMEOUT_SECONDS = 10
 
@@ -47,6 +50,28 @@ SELECT id, false AS duplicate FROM inserted
 UNION ALL
 SELECT id, true FROM tds_sync_queue WHERE body_hash = $7 AND {DELIVERY_PREDICATE}
 LIMIT 1
+"""
+# The same for a batch (arrays of the same arguments, distinct body_hash), answering (n, id, duplicate) for
+# each: a row already stored is found by the subquery; one committed concurrently is not (id NULL).
+INSERT_DELIVERIES = f"""
+WITH batch AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[])
+        WITH ORDINALITY AS b(status, entity, event, zoho_id, payload, headers, body_hash, last_error, path, n)
+), inserted AS (
+    INSERT INTO tds_sync_queue (status, entity, event, zoho_id, payload, headers, body_hash, attempts,
+                                last_error, received_at, next_attempt_at)
+    SELECT status, entity, event, zoho_id,
+           CASE WHEN path IS NULL THEN payload::jsonb ELSE payload::jsonb -> path END,
+           headers::json, body_hash, 0, last_error, now(), now()
+    FROM batch ORDER BY n
+    ON CONFLICT (body_hash) WHERE {DELIVERY_PREDICATE} DO NOTHING
+    RETURNING id, body_hash
+)
+SELECT b.n, i.id IS NULL AS duplicate, coalesce(
+    i.id, (SELECT q.id FROM tds_sync_queue q WHERE q.body_hash = b.body_hash AND q.{DELIVERY_PREDICATE} LIMIT 1)
+) AS id
+FROM batch b LEFT JOIN inserted i ON i.body_hash = b.body_hash
 """
 HEALTH = """
 SELECT status, count(*) AS items,
@@ -118,10 +143,11 @@ def asyncpg_dsn(url: str) -> str:
 class PostgresQueue:
     """The queue on PostgreSQL, through POOL_SIZE asyncpg connections working in the TDS schema.
 
-    Each connection is made on first use and again after a failure, so a receiver started while the database
-    is down answers 503 until it is back, then works. The connections take turns through a queue rather than
-    asyncpg's Pool, whose acquire and release (a shielded task each, a reset query by default) cost ~20 us a
-    statement: an eighth of a delivery."""
+    `store` hands the delivery to the writers (one task per connection) and waits for its commit; a free
+    writer takes every delivery waiting (up to BATCH_MAX) into one INSERT. Each connection is made on first
+    use and again after a failure, so a receiver started while the database is down answers 503 until it is
+    back, then works. The connections take turns through a queue rather than asyncpg's Pool, whose acquire
+    and release (a shielded task each, a reset query by default) cost ~20 us a statement."""
 
     def __init__(self, url: str, schema: str) -> None:
         self._dsn = asyncpg_dsn(url)
@@ -129,9 +155,73 @@ class PostgresQueue:
         self._idle: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
         for _ in range(POOL_SIZE):
             self._idle.put_nowait(None)  # not connected yet
+        self._waiting: asyncio.Queue[tuple[QueueRow, asyncio.Future]] = asyncio.Queue()
+        self._writers: list[asyncio.Task] = []
 
     async def store(self, row: QueueRow) -> Stored:
         """Insert `row` unless its body_hash is stored; returns the row holding it, once committed."""
+        if not self._writers:
+            self._writers = [asyncio.create_task(self._write()) for _ in range(POOL_SIZE)]
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting.put_nowait((row, answer))
+        return await answer
+
+    async def _write(self) -> None:
+        while True:
+            batch = [await self._waiting.get()]
+            while len(batch) < BATCH_MAX and not self._waiting.empty():
+                batch.append(self._waiting.get_nowait())
+            answers = await self._store_batch([row for row, _ in batch])
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if future.done():  # its request has gone
+                    continue
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+
+    async def _store_batch(self, rows: list[QueueRow]) -> list[Stored | Exception]:
+        """Store `rows` in one statement, answering each with its row or the error that kept it out. Twins
+        in the batch share the first one's row; a row the statement cannot settle (a body jsonb refuses as
+        sent, a twin committed concurrently) goes through `_store_one`."""
+        first: dict[str, int] = {}
+        for n, row in enumerate(rows):
+            first.setdefault(row.body_hash, n)
+        distinct = [rows[n] for n in first.values()]
+        found: dict[str, Stored | Exception] = {}
+        if len(distinct) > 1:
+            try:
+                try:
+                    found = await self._insert_batch(distinct)
+                except asyncpg.DataError:  # a body jsonb refuses as sent: all re-encoded (and cleaned) once
+                    found = await self._insert_batch([replace(row, payload_text=None) for row in distinct])
+            except asyncpg.DataError:
+                pass  # each on its own
+            except QueueUnavailable as exc:
+                return [exc] * len(rows)
+        for row in distinct:
+            if row.body_hash not in found:
+                try:
+                    found[row.body_hash] = await self._store_one(row)
+                except QueueUnavailable as exc:
+                    found[row.body_hash] = exc
+        answers = [found[row.body_hash] for row in rows]
+        return [
+            Stored(answer.id, True) if isinstance(answer, Stored) and first[row.body_hash] != n else answer
+            for n, (row, answer) in enumerate(zip(rows, answers, strict=True))
+        ]
+
+    async def _insert_batch(self, rows: list[QueueRow]) -> dict[str, Stored]:
+        """INSERT_DELIVERIES for `rows` (distinct body_hash): the row now holding each, by body_hash."""
+        columns = list(zip(*(insert_arguments(row) for row in rows), strict=True))
+        columns[-1] = [path[0] if path else None for path in columns[-1]]
+        return {
+            rows[n - 1].body_hash: Stored(stored_id, duplicate)
+            for n, duplicate, stored_id in await self._run("fetch", INSERT_DELIVERIES, *columns)
+            if stored_id is not None
+        }
+
+    async def _store_one(self, row: QueueRow) -> Stored:
         for _ in range(3):  # a concurrent twin committing mid-statement hides its row from one attempt
             try:
                 found = await self._run("fetchrow", INSERT_DELIVERY, *insert_arguments(row))
@@ -149,6 +239,9 @@ class PostgresQueue:
         return health_figures(await self._run("fetch", HEALTH))
 
     async def close(self) -> None:
+        for writer in self._writers:
+            writer.cancel()
+        await asyncio.gather(*self._writers, return_exceptions=True)
         while not self._idle.empty():
             conn = self._idle.get_nowait()
             if conn is not None:
