@@ -34,6 +34,7 @@ from tds_pipelines.erp.queue import (
 from tds_pipelines.erp.tables import api_calls, child_tables_by_name, entity_tables, sync_queue
 from tds_pipelines.resources import ErpDatabase
 from tds_pipelines.sensors import decide, zoho_webhook_queue_sensor
+from tds_pipelines.sync import apply as apply_module
 from tds_pipelines.sync.apply import apply_items, drain
 from tds_pipelines.zoho.webhooks import parse_delivery
 from tds_pipelines_tests.sync_fixtures import admin, fresh_erp, row_count, simulator, zoho_record
@@ -298,6 +299,50 @@ def test_an_item_left_processing_by_a_dead_run_is_taken_over_after_the_lease(erp
     assert peek_ready(engine) == (1, item_id)
     stats = drain(engine, "takes over")
     assert stats["products"].inserted == 1 and get_item(engine, item_id).run_id == "takes over"
+
+
+def test_a_batch_failing_in_the_writer_stops_the_drain_and_the_batch_claimed_behind_it_goes_back(store, monkeypatch):
+    """The drain claims the next batch while the writer writes the last: if that write fails, the next batch
+    is handed back untried rather than left PROCESSING until the lease runs out."""
+    engine, observer = store
+    ids = [deliver(engine, {"item": product(str(n), f"p{n}", T0)})[0] for n in range(6)]
+    written = []
+
+    def breaks(engine, batch, stats):
+        written.append({item.id for item in batch.items})
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(apply_module, "_write_batch", breaks)
+    with pytest.raises(RuntimeError, match="went away"):
+        drain(engine, "breaks", batch_size=2)
+
+    queue = items(observer)
+    assert written == [set(ids[:2])]
+    assert {i for i, row in queue.items() if row["status"] == PROCESSING} == set(ids[:2])  # the writer's to fail
+    for item_id in ids[2:]:
+        assert (queue[item_id]["status"], queue[item_id]["run_id"], queue[item_id]["attempts"]) == (PENDING, None, 0)
+
+
+def test_pipelined_drains_in_parallel_apply_every_item_once(store):
+    engine, observer = store
+    ids = [deliver(engine, {"invoice": invoice(str(n), "2024-01-02", T0)})[0] for n in range(400)]
+    results: dict[str, dict] = {}
+    start = threading.Barrier(2)
+
+    def run(run_id: str) -> None:
+        start.wait()
+        results[run_id] = drain(engine, run_id, batch_size=25)
+
+    threads = [threading.Thread(target=run, args=(run_id,)) for run_id in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    applied = [results[run_id]["invoices"].items for run_id in ("a", "b") if "invoices" in results[run_id]]
+    assert sum(applied) == len(ids)
+    assert all(row["status"] == COMPLETED for row in items(observer).values())
+    assert row_count(observer, entity_tables["invoices"]) == 400
+    assert sum(results[r]["invoices"].inserted for r in results if "invoices" in results[r]) == 400
 
 
 def test_two_runs_in_parallel_never_take_the_same_item(store):

@@ -270,13 +270,20 @@ def peek_ready(engine: Engine, bound: int = 1000) -> tuple[int, int | None]:
 def complete(conn: Connection, ids: Sequence[int]) -> int:
     """Mark the claimed items COMPLETED, in the caller's transaction (the one that applied them); returns how
     many were still PROCESSING."""
-    now, done = utcnow(), 0
+    return _settle(conn, ids, status=COMPLETED, completed_at=utcnow(), locked_at=None)
+
+
+def release(conn: Connection, ids: Sequence[int]) -> int:
+    """Hand claimed items back untried, in the caller's transaction: PENDING, no attempt counted (a run that
+    stops before applying what it claimed); returns how many were still PROCESSING."""
+    return _settle(conn, ids, status=PENDING, locked_at=None, run_id=None)
+
+
+def _settle(conn: Connection, ids: Sequence[int], **values) -> int:
+    """Set `values` on those of `ids` still PROCESSING; returns how many."""
+    done = 0
     for chunk in _chunks(list(ids), _CHUNK):
-        done += conn.execute(
-            q.update()
-            .where(_among(conn, chunk), q.c.status == PROCESSING)
-            .values(status=COMPLETED, completed_at=now, locked_at=None)
-        ).rowcount
+        done += conn.execute(q.update().where(_among(conn, chunk), q.c.status == PROCESSING).values(**values)).rowcount
     return done
 
 

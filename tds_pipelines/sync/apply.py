@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -26,7 +27,15 @@ from tds_pipelines import settings
 from tds_pipelines.entities import BY_NAME, EntitySpec
 from tds_pipelines.erp.db import write_transaction
 from tds_pipelines.erp.dead_letters import SYNC_REJECTED
-from tds_pipelines.erp.queue import WEBHOOK_DELETED, WEBHOOK_UNUSABLE, QueueItem, claim_ready, complete, fail
+from tds_pipelines.erp.queue import (
+    WEBHOOK_DELETED,
+    WEBHOOK_UNUSABLE,
+    QueueItem,
+    claim_ready,
+    complete,
+    fail,
+    release,
+)
 from tds_pipelines.erp.tables import entity_tables
 from tds_pipelines.erp.upsert import upsert_rows
 from tds_pipelines.sync.transform import EntityRow, RecordError, to_row
@@ -42,11 +51,13 @@ ERRORS_KEPT = 10
 BATCH_SIZE = 2000
 
 
-def record_row(spec: EntitySpec, record: object, synced_at: datetime, summary: dict | None = None) -> EntityRow:
+def record_row(
+    spec: EntitySpec, record: object, synced_at: datetime, summary: dict | None = None, hashed: bool = True
+) -> EntityRow:
     """`record` as its row (`to_row`); any failure, a bug in TDS included, is a RecordError with the reason:
     one record never stops a batch."""
     try:
-        return to_row(spec, record, synced_at, summary=summary)
+        return to_row(spec, record, synced_at, summary=summary, hashed=hashed)
     except RecordError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever it is, the caller keeps the record with the reason
@@ -181,6 +192,28 @@ def delivery_of(item: QueueItem) -> Delivery:
     return parse_delivery(document, entity=item.entity, event=event)
 
 
+@dataclass
+class _EntityPart:
+    """One entity's share of a batch, transformed and ready to write."""
+
+    spec: EntitySpec
+    saves: list[EntityRow] = field(default_factory=list)
+    deletions: list[EntityRow] = field(default_factory=list)
+    bare_deletions: list[tuple[QueueItem, str]] = field(default_factory=list)  # deleted, content unusable
+    item_of: dict[int, QueueItem] = field(default_factory=dict)  # id(row) -> its item
+    unparseable: int = 0
+
+
+@dataclass
+class _Batch:
+    """Claimed items turned into rows (`_prepare`, no database) for `_write_batch` to write."""
+
+    items: Sequence[QueueItem]
+    parts: dict[str, _EntityPart]
+    failures: dict[int, str]  # item id -> why it cannot be applied
+    entity_of: dict[int, str]
+
+
 def apply_items(
     engine: Engine, items: Sequence[QueueItem], stats_by_entity: dict[str, QueueStats]
 ) -> dict[str, QueueStats]:
@@ -198,25 +231,54 @@ def apply_items(
     entity cannot be told count under "unknown") and returns it. Should anything else fail, every item of
     the batch gets a failed attempt with that error (so a batch that always fails ends as dead letters, not
     in a loop) and the error propagates."""
-    batch: dict[str, QueueStats] = {}
-    failures: dict[int, str] = {}
-    groups: dict[str, list[tuple[QueueItem, Delivery]]] = {}
-    entity_of: dict[int, str] = {}
+    return _write_batch(engine, _prepare(items), stats_by_entity)
+
+
+def _prepare(items: Sequence[QueueItem]) -> _Batch:
+    """Each item's delivery read and its record turned into a row, grouped by entity; the failures noted."""
+    batch = _Batch(items, {}, {}, {})
     for item in items:
         try:
             delivery = delivery_of(item)
         except Exception as exc:  # noqa: BLE001 - whatever it is, this item fails alone with the reason
             detail = str(exc) if isinstance(exc, UnusableDelivery) else f"{type(exc).__name__}: {exc}"
-            failures[item.id] = f"unusable: {detail}"
-            entity_of[item.id] = item.entity if item.entity in BY_NAME else UNKNOWN
+            batch.failures[item.id] = f"unusable: {detail}"
+            batch.entity_of[item.id] = item.entity if item.entity in BY_NAME else UNKNOWN
             continue
-        groups.setdefault(delivery.entity, []).append((item, delivery))
-        entity_of[item.id] = delivery.entity
+        batch.entity_of[item.id] = delivery.entity
+        part = batch.parts.get(delivery.entity) or batch.parts.setdefault(
+            delivery.entity, _EntityPart(BY_NAME[delivery.entity])
+        )
+        _add_row(part, item, delivery, batch.failures)
+    return batch
+
+
+def _add_row(part: _EntityPart, item: QueueItem, delivery: Delivery, failures: dict[int, str]) -> None:
+    # A delivery is the whole record: the next pull must find it unchanged (no summary_hash). A sync
+    # rejection may hold an abridged list entry: its own hash stays, so the pull still fetches the details.
+    hashed = item.event == SYNC_REJECTED
+    try:
+        row = record_row(part.spec, delivery.record, item.received_at, hashed=hashed)
+    except RecordError as exc:
+        if delivery.deleted:  # the deletion is what counts, not the record's content
+            part.bare_deletions.append((item, delivery.zoho_id))
+        else:
+            failures[item.id] = str(exc)
+        return
+    part.unparseable += len(row.warnings)
+    if delivery.deleted:
+        _as_tombstone(row, item.received_at)
+    part.item_of[id(row)] = item
+    (part.deletions if delivery.deleted else part.saves).append(row)
+
+
+def _write_batch(engine: Engine, batch: _Batch, stats_by_entity: dict[str, QueueStats]) -> dict[str, QueueStats]:
+    """Write a prepared batch in one transaction (see `apply_items`) and add its figures."""
+    items, failures, stats = batch.items, dict(batch.failures), {}
     try:
         with write_transaction(engine) as conn:
-            for name in sorted(groups):  # one lock order for every run: parallel runs do not deadlock
-                stats = batch.setdefault(name, QueueStats(name))
-                failures |= _apply_entity(conn, BY_NAME[name], groups[name], stats)
+            for name in sorted(batch.parts):  # one lock order for every run: parallel runs do not deadlock
+                failures |= _write_entity(conn, batch.parts[name], stats.setdefault(name, QueueStats(name)))
             complete(conn, [item.id for item in items if item.id not in failures])
             dead = set(fail(conn, [(item, failures[item.id]) for item in items if item.id in failures]))
     except Exception as exc:
@@ -224,55 +286,37 @@ def apply_items(
             fail(conn, [(item, f"the batch failed: {type(exc).__name__}: {exc}") for item in items])
         raise
     for item in items:
-        stats = batch.setdefault(entity_of[item.id], QueueStats(entity_of[item.id]))
-        stats.items += 1
+        entity = batch.entity_of[item.id]
+        entity_stats = stats.setdefault(entity, QueueStats(entity))
+        entity_stats.items += 1
         if item.id in dead:
-            stats.dead_lettered += 1
+            entity_stats.dead_lettered += 1
         elif item.id in failures:
-            stats.failed += 1
-        if item.id in failures and len(stats.errors) < ERRORS_KEPT:
-            stats.errors.append(f"queue item {item.id}: {failures[item.id]}")
-    for name, stats in batch.items():
-        stats_by_entity.setdefault(name, QueueStats(name)).add(stats)
+            entity_stats.failed += 1
+        if item.id in failures and len(entity_stats.errors) < ERRORS_KEPT:
+            entity_stats.errors.append(f"queue item {item.id}: {failures[item.id]}")
+    for name, entity_stats in stats.items():
+        stats_by_entity.setdefault(name, QueueStats(name)).add(entity_stats)
     return stats_by_entity
 
 
-def _apply_entity(
-    conn: Connection, spec: EntitySpec, entries: list[tuple[QueueItem, Delivery]], stats: QueueStats
-) -> dict[int, str]:
-    """Write one entity's items (saves, then deletions); returns the reason of each item that failed."""
-    failures: dict[int, str] = {}
-    saves, deletions, bare_deletions = [], [], []
-    item_of: dict[int, QueueItem] = {}
-    for item, delivery in entries:
-        try:
-            row = record_row(spec, delivery.record, item.received_at)
-        except RecordError as exc:
-            if delivery.deleted:  # the deletion is what counts, not the record's content
-                bare_deletions.append((item, delivery.zoho_id))
-            else:
-                failures[item.id] = str(exc)
-            continue
-        stats.unparseable += len(row.warnings)
-        if item.event != SYNC_REJECTED:
-            # A delivery is the whole record: the next pull must find it unchanged. A sync rejection may hold
-            # an abridged list entry: its own hash stays, so the pull still fetches the details.
-            row.values["summary_hash"] = None
-        if delivery.deleted:
-            _as_tombstone(row, item.received_at)
-        item_of[id(row)] = item
-        (deletions if delivery.deleted else saves).append(row)
-    saved = write_rows(conn, spec, saves)
+def _write_entity(conn: Connection, part: _EntityPart, stats: QueueStats) -> dict[int, str]:
+    """Write one entity's rows (saves, then deletions); returns the reason of each item that failed."""
+    spec, item_of, failures = part.spec, part.item_of, {}
+    stats.unparseable += part.unparseable
+    saved = write_rows(conn, spec, part.saves)
     for row, reason in saved.refused:
         failures[item_of[id(row)].id] = reason
     stats.inserted += saved.inserted
     stats.updated += saved.updated
     stats.stale += saved.stale + saved.duplicates
-    deleted = write_rows(conn, spec, deletions)
+    deleted = write_rows(conn, spec, part.deletions)
     stats.tombstoned += deleted.inserted + deleted.updated
     # A stored version newer than the deletion's (clocks differ), or a row the database refused to rewrite,
     # is still tombstoned: Zoho said the record is gone.
-    bare_deletions += [(item_of[id(row)], row.zoho_id) for row in deletions if row.zoho_id not in deleted.written_ids]
+    bare_deletions = part.bare_deletions + [
+        (item_of[id(row)], row.zoho_id) for row in part.deletions if row.zoho_id not in deleted.written_ids
+    ]
     for zoho_id, item in {zoho_id: item for item, zoho_id in bare_deletions}.items():
         stats.tombstoned += _tombstone(conn, spec, zoho_id, item.received_at)
     stats.months |= saved.months | deleted.months
@@ -309,12 +353,31 @@ def drain(
     stats_by_entity: dict[str, QueueStats] | None = None,
 ) -> dict[str, QueueStats]:
     """Claim and apply batches of ready items for `run_id` until none is ready or `max_seconds` have passed
-    (the batch under way finishes); returns the figures per entity."""
+    (the batch under way finishes); returns the figures per entity.
+
+    Pipelined: while a writer thread writes one batch (the database's time), this thread claims and
+    transforms the next (Python's)."""
     stats_by_entity = {} if stats_by_entity is None else stats_by_entity
     deadline = time.monotonic() + max_seconds
-    while time.monotonic() < deadline:
-        items = claim_ready(engine, batch_size, run_id)
-        if not items:
-            break
-        apply_items(engine, items, stats_by_entity)
+    with ThreadPoolExecutor(1, thread_name_prefix="tds-drain-writer") as writer:
+        writing = None
+        while time.monotonic() < deadline:
+            items = claim_ready(engine, batch_size, run_id)
+            if not items:
+                if writing is None:
+                    break
+                writing.result()  # then look again: its failures may be due at once, new items may have come
+                writing = None
+                continue
+            batch = _prepare(items)
+            if writing is not None:
+                try:
+                    writing.result()
+                except BaseException:  # this batch will not be written: back to the queue, untried
+                    with write_transaction(engine) as conn:
+                        release(conn, [item.id for item in items])
+                    raise
+            writing = writer.submit(_write_batch, engine, batch, stats_by_entity)
+        if writing is not None:
+            writing.result()
     return stats_by_entity

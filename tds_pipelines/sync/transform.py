@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from tds_pipelines.entities import ITEM_STOCK_COLUMNS, Col, EntitySpec
@@ -96,15 +97,10 @@ def parse_timestamp(value: Any) -> datetime | None:
     elif isinstance(value, date):
         parsed = datetime(value.year, value.month, value.day)
     elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        else:
-            text = _OFFSET.sub(r"\1\2:\3", text) if "T" in text or " " in text else text
-        try:
-            parsed = datetime.fromisoformat(text)
+        try:  # Python 3.11 reads Zoho's usual forms as they are; the rewrite below is for the others
+            parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"not a timestamp: {value!r}") from None
+            parsed = _timestamp_text(value)
     else:
         raise ValueError(f"not a timestamp: {value!r}")
     if parsed.tzinfo is None:
@@ -113,6 +109,18 @@ def parse_timestamp(value: Any) -> datetime | None:
         return parsed.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"timestamp out of range: {value!r}") from None
+
+
+def _timestamp_text(value: str) -> datetime:
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    else:
+        text = _OFFSET.sub(r"\1\2:\3", text) if "T" in text or " " in text else text
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a timestamp: {value!r}") from None
 
 
 def parse_date(value: Any) -> date | None:
@@ -199,49 +207,90 @@ def _id(value: Any) -> str | None:
     return None
 
 
-def _typed_value(col: Col, value: Any) -> Any:
-    """The column value; raises _Unparseable (-> NULL + warning) or OverflowError (-> RecordError)."""
-    if col.type == "text":
-        return parse_text(value)
-    if _blank(value):
-        return None
-    if col.type == "numeric":
+def _as_text(value: Any) -> str | None:
+    if value.__class__ is str:  # the usual case first: no NUL, no surrogate in ASCII
+        if not value or value.isspace():
+            return None
+        return value if value.isascii() and "\x00" not in value else clean_text(value)
+    return parse_text(value)
+
+
+def _as_numeric(value: Any) -> Decimal | None:
+    if value.__class__ is int:
+        number = Decimal(value)
+    else:
+        if _blank(value):
+            return None
         number = parse_numeric(value)
         if number is None:
             raise _Unparseable(f"not a number: {value!r}")
-        if abs(number) >= NUMERIC_LIMIT:
-            raise OverflowError(f"{number} does not fit NUMERIC(20, 6)")
-        return number
-    if col.type == "int":
-        number = parse_numeric(value)
-        if number is None or number != number.to_integral_value():
-            raise _Unparseable(f"not an integer: {value!r}")
-        if abs(number) >= BIGINT_LIMIT:
-            raise OverflowError(f"{number} does not fit BIGINT")
-        return int(number)
-    if col.type == "bool":
-        flag = parse_bool(value)
-        if flag is None:
-            raise _Unparseable(f"not a boolean: {value!r}")
-        return flag
-    try:
-        return parse_date(value) if col.type == "date" else parse_timestamp(value)
-    except ValueError as exc:
-        raise _Unparseable(str(exc)) from None
+    if abs(number) >= NUMERIC_LIMIT:
+        raise OverflowError(f"{number} does not fit NUMERIC(20, 6)")
+    return number
+
+
+def _as_int(value: Any) -> int | None:
+    if _blank(value):
+        return None
+    number = parse_numeric(value)
+    if number is None or number != number.to_integral_value():
+        raise _Unparseable(f"not an integer: {value!r}")
+    if abs(number) >= BIGINT_LIMIT:
+        raise OverflowError(f"{number} does not fit BIGINT")
+    return int(number)
+
+
+def _as_bool(value: Any) -> bool | None:
+    if _blank(value):
+        return None
+    flag = parse_bool(value)
+    if flag is None:
+        raise _Unparseable(f"not a boolean: {value!r}")
+    return flag
+
+
+def _parsing(parse):
+    """`parse` with its ValueError as _Unparseable (-> NULL + warning)."""
+
+    def parsed(value: Any) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise _Unparseable(str(exc)) from None
+
+    return parsed
+
+
+# Each column type's reader: the value, or _Unparseable (-> NULL + warning), or OverflowError (-> RecordError).
+_READERS = {
+    "text": _as_text,
+    "numeric": _as_numeric,
+    "int": _as_int,
+    "bool": _as_bool,
+    "date": _parsing(parse_date),
+    "timestamp": _parsing(parse_timestamp),
+}
+
+
+@cache
+def _readers(cols: tuple[Col, ...]) -> tuple[tuple[str, str, Any], ...]:
+    """(column, record field, reader) for each column: looked up once per registry row, not per value."""
+    return tuple((col.name, col.field, _READERS[col.type]) for col in cols)
 
 
 def _typed_columns(
     cols: tuple[Col, ...], record: dict, entity: str, zoho_id: str, where: str, warnings: list[str]
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for col in cols:
+    for name, source, read in _readers(cols):
+        value = record.get(source)
         try:
-            values[col.name] = _typed_value(col, record.get(col.field))
+            values[name] = None if value is None else read(value)
         except _Unparseable as exc:
-            values[col.name] = None
-            warnings.append(f"{where}{col.field}: {exc}; stored NULL")
+            values[name] = None
+            warnings.append(f"{where}{source}: {exc}; stored NULL")
         except OverflowError as exc:
-            raise RecordError(entity, zoho_id, where + col.field, str(exc)) from None
+            raise RecordError(entity, zoho_id, where + source, str(exc)) from None
     return values
 
 
@@ -292,23 +341,29 @@ def _storable(text: str) -> bool:
     return not any(token in text for token in ("\\u0000", "Infinity", "NaN")) and clean_text(text) is text
 
 
-def to_row(spec: EntitySpec, record: dict, synced_at: datetime, summary: dict | None = None) -> EntityRow:
+def to_row(
+    spec: EntitySpec, record: dict, synced_at: datetime, summary: dict | None = None, hashed: bool = True
+) -> EntityRow:
     """The entity-table row and child rows of `record` (a full record: GET, webhook, or the list entry).
 
     `summary` is the list entry the record was fetched for: its hash is stored for the next run's change
     test (without it, the record's own hash is stored). `synced_at` is when this version arrived (the sync's
-    start or the webhook's receipt): the tie-breaker for records without a version."""
+    start or the webhook's receipt): the tie-breaker for records without a version. `hashed` False: no
+    summary_hash (a webhook's whole record), and ``raw`` is left for the writer's encoder to clean."""
     if not isinstance(record, dict):
         raise RecordError(spec.name, None, None, f"not a JSON object: {type(record).__name__}")
     zoho_id = record_id(spec, record)
-    text = canonical_json(record)
-    if not _storable(text):
-        record = clean_json(record)
+    digest = None
+    if hashed:
+        text = canonical_json(record)
+        if not _storable(text):
+            record = clean_json(record)
+        digest = _digest(text) if summary is None or summary is record else summary_hash(summary)
     warnings: list[str] = []
     values: dict[str, Any] = {
         "zoho_id": zoho_id,
         "zoho_last_modified_time": record_version(spec, record, fallback=summary),
-        "summary_hash": _digest(text) if summary is None or summary is record else summary_hash(summary),
+        "summary_hash": digest,
         "deleted_in_zoho_at": None,
         "synced_at": as_utc(synced_at),
     }
