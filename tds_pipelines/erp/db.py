@@ -73,6 +73,10 @@ def clean_json(value):
     return value
 
 
+class JsonText(str):
+    """JSON text known to be storable (as PostgreSQL printed it): a JSON column's writer takes it as is."""
+
+
 def json_dumps(value) -> str:
     """JSON for the raw/payload columns: UTF-8 as is (Arabic stays readable), compact, storable.
 

@@ -17,7 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 
-from sqlalchemy import ARRAY, BigInteger, Connection, Engine, any_, bindparam, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Connection,
+    Engine,
+    Text,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tds_pipelines.erp.db import as_utc, utcnow, write_transaction
@@ -51,15 +65,22 @@ class QueueItem:
     next_attempt_at: datetime | None
     run_id: str | None
     error_history: list | None
+    # The payload as the database holds it (storable JSON): written as the row's raw, not encoded again.
+    payload_text: str | None = None
 
 
-_ITEM_COLUMNS = [q.c[name] for name in QueueItem.__dataclass_fields__]
+_ITEM_COLUMNS = [
+    cast(q.c.payload, Text).label("payload_text") if name == "payload_text" else q.c[name]
+    for name in QueueItem.__dataclass_fields__
+    if name != "payload"
+]
 
 
 def _item(row) -> QueueItem:
     values = row._asdict()
     times = {name: as_utc(values[name]) for name in ("received_at", "next_attempt_at")}
-    return QueueItem(**values | times)
+    text = values["payload_text"]
+    return QueueItem(**values | times, payload=None if text is None else json.loads(text))
 
 
 def _among(conn: Connection, ids: list[int]):
