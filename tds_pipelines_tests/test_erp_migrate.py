@@ -22,7 +22,7 @@ def head() -> str:
 
 
 def test_there_is_a_single_head_and_the_initial_revision_creates_every_table():
-    assert head() == "0003"
+    assert head() == "0004"
 
 
 def test_postgres_upgrade_twice_keeps_public_untouched(pg_server_url):

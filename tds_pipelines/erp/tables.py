@@ -166,6 +166,8 @@ sync_queue = Table(
     Column("completed_at", Timestamp),
     # Earlier failures of the item ({at, attempts, error, status}), kept across retries and replays.
     Column("error_history", JSON),
+    # When auto-healing put this dead letter back (once per item; a replay by hand clears it).
+    Column("auto_retried_at", Timestamp),
 )
 Index("ix_tds_sync_queue_status_next", sync_queue.c.status, sync_queue.c.next_attempt_at)
 # Dead letters are kept once per (entity, record, version): the sync looks them up by record.
@@ -192,4 +194,17 @@ alerts = Table(
     Column("message", Text, nullable=False),
     Column("details", JSON),
     Column("resolved_at", Timestamp),
+    # The incident this alert reports (e.g. "check:zoho/invoices:count_matches_zoho"): one open row per key.
+    Column("incident", Text),
+    Column("last_seen_at", Timestamp),
+    Column("occurrences", Integer, nullable=False, default=1, server_default="1"),
+    Column("notified_at", Timestamp),  # posted to TDS_ALERT_WEBHOOK_URL
+    Column("recovery_notified_at", Timestamp),
+)
+Index(
+    "ux_tds_alerts_open_incident",
+    alerts.c.incident,
+    unique=True,
+    postgresql_where=alerts.c.resolved_at.is_(None),
+    sqlite_where=alerts.c.resolved_at.is_(None),
 )
