@@ -14,6 +14,11 @@ from tds_pipelines.sync.stock import sync_item_stock
 from tds_pipelines.zoho.client import ZohoClient
 
 SCOPE_TAG = "tds/scope"  # "full" or "incremental" (the default), set by the sync jobs
+# How stale an asset may grow: the hourly sync (or, for small sets listed whole, the daily one) plus slack
+# for a slow or skipped run; stock every 15 minutes.
+HOURLY_FRESHNESS = dg.FreshnessPolicy.time_window(warn_window=timedelta(hours=2), fail_window=timedelta(hours=6))
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(warn_window=timedelta(hours=26), fail_window=timedelta(hours=50))
+STOCK_FRESHNESS = dg.FreshnessPolicy.time_window(warn_window=timedelta(hours=1), fail_window=timedelta(hours=3))
 
 
 def run_scope(context: dg.AssetExecutionContext) -> Scope:
@@ -73,6 +78,7 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         kinds={"python", "postgres"},
         partitions_def=document_months if spec.partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
+        freshness_policy=DAILY_FRESHNESS if spec.strategy == "full_only" else HOURLY_FRESHNESS,
         output_required=False,
         description=(
             f"Zoho {spec.api.title()} `{spec.path}` mirrored into `{spec.table}` "
@@ -105,6 +111,7 @@ entity_assets = [build_entity_asset(spec) for spec in ENTITIES]
         "(and in full syncs), otherwise only items touched since the last run, 100 per `/itemdetails` call."
     ),
     metadata={"table": "zoho_item_stock"},
+    freshness_policy=STOCK_FRESHNESS,
     output_required=False,
 )
 def item_stock(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> Iterator[dg.MaterializeResult]:

@@ -8,9 +8,6 @@ import json
 import os
 import sys
 import traceback
-from datetime import UTC, datetime
-
-from sqlalchemy import func, select
 
 from tds_pipelines.cli_errors import describe
 from tds_pipelines.entities import BY_NAME, ENTITIES, entity
@@ -58,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--full", action="store_true", help="list everything and tombstone what Zoho lost")
     sync.set_defaults(func=_sync)
 
-    status = commands.add_parser("status", help="queue counts, dead letters, last sync per entity")
+    status = commands.add_parser("status", help="queue figures, last syncs per entity, open alerts (as GET /health)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
 
@@ -181,47 +178,28 @@ def _sync(args) -> int:
     return 1 if failed or skipped else 0
 
 
-def collect_status(engine) -> dict:
-    """Queue counts by status, the oldest pending item's age and each entity's last sync."""
-    from tds_pipelines.erp.db import as_utc
-    from tds_pipelines.erp.tables import sync_queue, sync_state
-
-    now = datetime.now(UTC)
-    with engine.connect() as conn:
-        counts = dict(conn.execute(select(sync_queue.c.status, func.count()).group_by(sync_queue.c.status)).all())
-        oldest = conn.execute(
-            select(func.min(sync_queue.c.received_at)).where(sync_queue.c.status == "PENDING")
-        ).scalar()
-        states = conn.execute(select(sync_state).order_by(sync_state.c.entity)).mappings().all()
-    oldest = as_utc(oldest)
-    return {
-        "queue": counts,
-        "dead_letters": counts.get("DEAD_LETTER", 0),
-        "oldest_pending_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
-        "entities": {
-            s["entity"]: {
-                "last_sync_at": s["last_sync_at"].isoformat() if s["last_sync_at"] else None,
-                "last_full_sync_at": s["last_full_sync_at"].isoformat() if s["last_full_sync_at"] else None,
-                "cursor": s["cursor"].isoformat() if s["cursor"] else None,
-            }
-            for s in states
-        },
-    }
-
-
 def _status(args) -> int:
     from tds_pipelines.erp.db import make_engine
+    from tds_pipelines.status import collect_status
 
     report = collect_status(make_engine())
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print("queue:", ", ".join(f"{k} {v}" for k, v in sorted(report["queue"].items())) or "empty")
-    print("dead letters:", report["dead_letters"])
-    print("oldest pending:", f"{report['oldest_pending_seconds']}s" if report["oldest_pending_seconds"] else "-")
+    print("queue:", ", ".join(f"{status} {count}" for status, count in report["queue"].items()) or "empty")
+    age, rate = report["oldest_pending_age_seconds"], report["success_rate_24h"]
+    print(
+        f"oldest pending: {'-' if age is None else f'{age} s'}, dead letters: {report['dead_letters']}, "
+        f"stuck: {report['stuck']}, success rate 24 h: {'-' if rate is None else f'{rate:.2%}'}"
+    )
     for name, state in report["entities"].items():
-        last, full = state["last_sync_at"] or "-", state["last_full_sync_at"] or "-"
-        print(f"{name:20} last sync {last}  last full {full}")
+        print(f"{name:20} last sync {state['last_sync_at'] or '-':25}  last full {state['last_full_sync_at'] or '-'}")
+    print(f"open alerts: {len(report['open_alerts'])}")
+    for alert in report["open_alerts"]:
+        print(
+            f"  {alert['severity']:5} {alert['incident']}  since {alert['since']} ({alert['occurrences']}x): "
+            f"{' '.join(alert['message'].split())}"
+        )
     return 0
 
 

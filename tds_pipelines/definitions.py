@@ -7,7 +7,10 @@ import os
 import dagster as dg
 
 from tds_pipelines import settings
+from tds_pipelines.alerting import alert_sensors
 from tds_pipelines.assets import entity_assets, item_stock
+from tds_pipelines.checks import count_checks, statistics_comparison
+from tds_pipelines.health import auto_heal, webhook_queue
 from tds_pipelines.jobs import full_sync, incremental_sync, stock_sync
 from tds_pipelines.queue_jobs import queue_jobs
 from tds_pipelines.resources import ErpDatabase, ZohoApi
@@ -22,10 +25,11 @@ def _optional(name: str) -> str | None:
 def build_defs() -> dg.Definitions:
     """Assemble the code location; optional settings are read from the environment at load time."""
     return dg.Definitions(
-        assets=[*entity_assets, item_stock],
-        jobs=[full_sync, incremental_sync, stock_sync, *queue_jobs],
+        assets=[*entity_assets, item_stock, webhook_queue],
+        asset_checks=count_checks,
+        jobs=[full_sync, incremental_sync, stock_sync, auto_heal, statistics_comparison, *queue_jobs],
         schedules=schedules,
-        sensors=[zoho_webhook_queue_sensor],
+        sensors=[zoho_webhook_queue_sensor, *alert_sensors],
         resources={
             "erp": ErpDatabase(
                 # The URL may carry a password: resolved at launch, never shown in the UI.

@@ -30,6 +30,9 @@ telemetry:
   enabled: false
 nux:
   enabled: false
+freshness:
+  # The entity assets' freshness policies (a preview feature, off unless enabled).
+  enabled: true
 run_queue:
   # SQLite is demo-grade: concurrent runs can hit "database is locked".
   max_concurrent_runs: 1
@@ -106,6 +109,20 @@ def try_a_webhook_hint(simulator_url: str) -> str:
     )
 
 
+def try_a_mismatch_hint(erp_path: Path) -> str:
+    """How to watch the statistics comparison catch an ERP that lost a row, and raise one alert."""
+    remove = (
+        f"import sqlite3; db = sqlite3.connect({str(erp_path)!r}); db.execute('DELETE FROM zoho_invoices "
+        "WHERE zoho_id = (SELECT min(zoho_id) FROM zoho_invoices)'); db.commit()"
+    )
+    return (
+        "Try a mismatch: remove an invoice from the ERP behind TDS's back, then launch the\n"
+        "statistics_comparison job in the UI: zoho/invoices' count check turns red and one alert is raised\n"
+        "(`tds status` lists it; the next full sync puts the invoice back, the next comparison resolves it):\n"
+        f"  python3 -c {shlex.quote(remove)}"
+    )
+
+
 def run_demo(ui_port: int, simulator_port: int, records: int, webhook_port: int = 8000) -> int:
     ports = ((ui_port, "Dagster UI", "PORT"), (simulator_port, "simulator", "SIMULATOR_PORT"))
     ports += ((webhook_port, "webhook receiver", "WEBHOOK_PORT"),)
@@ -172,6 +189,7 @@ def run_demo(ui_port: int, simulator_port: int, records: int, webhook_port: int 
         print(f"Webhook receiver at http://127.0.0.1:{webhook_port}/webhooks/zoho (health: /health)")
         print("Materialize the assets (or launch the full_sync job) to fill the ERP; Ctrl-C stops everything.")
         print(try_a_webhook_hint(simulator_url))
+        print(try_a_mismatch_hint(home / "erp.sqlite"))
         print(second_shell_hint(simulator_url) + "\n", flush=True)
         return dagster.wait()
     except KeyboardInterrupt:

@@ -62,3 +62,17 @@ def erp(pg_server_url):
     store = fresh_erp(pg_server_url)
     yield store.engine, store.observer
     store.observer.dispose()
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def store(request, tmp_path):
+    """(engine, observer) on a fresh PostgreSQL schema, then on a fresh SQLite file: the PostgreSQL matrix
+    plus the embedded default's smoke test, from one test."""
+    from tds_pipelines_tests.sync_fixtures import fresh_erp
+
+    if request.param == "postgres":
+        yield request.getfixturevalue("erp")
+        return
+    fresh = fresh_erp(f"sqlite:///{tmp_path / 'erp.sqlite'}")
+    yield fresh.engine, fresh.observer
+    fresh.observer.dispose()

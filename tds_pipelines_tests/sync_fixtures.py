@@ -85,3 +85,13 @@ def column_values(observer, table, column, where=None) -> list:
 def row_count(observer, table) -> int:
     with observer.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def zoho_env(sim, database_url: str, schema: str | None = None) -> dict[str, str]:
+    env = client_environment(sim.url) | {"TDS_DATABASE_URL": database_url, "TDS_ZOHO_CALLS_PER_MINUTE": "1000000"}
+    return env | ({"TDS_DB_SCHEMA": schema} if schema else {})
+
+
+def use_env(monkeypatch, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from tds_pipelines.definitions import build_defs, defs
 from tds_pipelines.entities import ENTITIES
 from tds_pipelines.erp.tables import entity_tables
+from tds_pipelines.health import QUEUE_KEY
 from tds_pipelines.partitions import document_months
-from tds_pipelines.simulator.config import client_environment
-from tds_pipelines_tests.sync_fixtures import fresh_erp, row_count, simulator
+from tds_pipelines_tests.sync_fixtures import fresh_erp, row_count, simulator, use_env, zoho_env
 
 REPO = Path(__file__).resolve().parents[1]
 ENTITY_KEYS = {dg.AssetKey(spec.asset_key) for spec in ENTITIES} | {dg.AssetKey(["zoho", "item_stock"])}
@@ -25,34 +25,48 @@ ENTITY_KEYS = {dg.AssetKey(spec.asset_key) for spec in ENTITIES} | {dg.AssetKey(
 
 def test_every_entity_is_an_asset_and_the_jobs_and_schedules_exist():
     graph = defs.resolve_asset_graph()
-    assert set(graph.get_all_asset_keys()) == ENTITY_KEYS
-    jobs = ("full_sync", "incremental_sync", "stock_sync")
+    assert set(graph.get_all_asset_keys()) == ENTITY_KEYS | {QUEUE_KEY}
+    jobs = ("full_sync", "incremental_sync", "stock_sync", "auto_heal", "statistics_comparison")
     queue_jobs = ("process_webhook_queue", "replay_dead_letters", "process_single_webhook")
     for name in jobs + queue_jobs:
         assert defs.resolve_job_def(name).executor_def.name == "in_process"
     partitioned = {key.path[-1] for key in ENTITY_KEYS if graph.get(key).partitions_def is not None}
     assert partitioned == {"invoices", "sales_orders", "customer_payments", "bills", "credit_notes"}
     schedules = {s.name: s for s in defs.schedules}
-    assert set(schedules) == {"daily_full_sync", "hourly_incremental_sync", "stock_sync_every_15_minutes"}
+    assert set(schedules) == {
+        "daily_full_sync",
+        "hourly_incremental_sync",
+        "stock_sync_every_15_minutes",
+        "auto_heal_every_15_minutes",
+        "daily_statistics_comparison",
+    }
     for schedule in schedules.values():
         assert schedule.execution_timezone == os.environ.get("TDS_TIMEZONE", "Asia/Baghdad")
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedules["daily_full_sync"].cron_schedule == "0 2 * * *"
+    assert schedules["daily_statistics_comparison"].cron_schedule == "0 3 * * *"
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"zoho_webhook_queue_sensor"}
+    assert set(sensors) == {
+        "zoho_webhook_queue_sensor",
+        "tds_run_failure_alerts",
+        "tds_run_recovery_alerts",
+        "tds_alert_notifier",
+    }
+    assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in sensors.values())
     sensor = sensors["zoho_webhook_queue_sensor"]
-    assert sensor.job_name == "process_webhook_queue" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == "process_webhook_queue"
     assert sensor.minimum_interval_seconds == int(os.environ.get("TDS_WEBHOOK_SENSOR_SECONDS", 10))
 
 
-def zoho_env(sim, database_url: str, schema: str | None = None) -> dict[str, str]:
-    env = client_environment(sim.url) | {"TDS_DATABASE_URL": database_url, "TDS_ZOHO_CALLS_PER_MINUTE": "1000000"}
-    return env | ({"TDS_DB_SCHEMA": schema} if schema else {})
-
-
-def use_env(monkeypatch, env: dict[str, str]) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+def test_every_entity_has_its_count_check_and_only_statistics_comparison_runs_them():
+    checks = {key for key in defs.resolve_asset_graph().asset_check_keys if key.name == "count_matches_zoho"}
+    assert {key.asset_key for key in checks} == {dg.AssetKey(spec.asset_key) for spec in ENTITIES}
+    for name in ("full_sync", "incremental_sync", "stock_sync"):
+        assert not defs.resolve_job_def(name).asset_layer.asset_graph.asset_check_keys & checks, name
+    comparison = defs.resolve_job_def("statistics_comparison")
+    assert comparison.asset_layer.asset_graph.asset_check_keys >= checks
+    freshness = {key: defs.resolve_asset_graph().get(key).freshness_policy for key in ENTITY_KEYS}
+    assert all(policy is not None for policy in freshness.values())
 
 
 def materializations(instance: dg.DagsterInstance, key: list[str]) -> list:

@@ -16,12 +16,17 @@ import pytest
 import requests
 from dagster import AssetKey
 
+from tds_pipelines.health import QUEUE_KEY
 from tds_pipelines_tests.sync_fixtures import free_port
 from tds_pipelines_tests.test_definitions import ENTITY_KEYS
 from tds_pipelines_tests.test_e2e_dagster_dev import ASSET_KEYS, graphql, run_job, wait_until
 
 # What `make demo` sees: none of the settings a developer's shell may hold.
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("TDS_", "ZOHO_", "DAGSTER_"))}
+
+
+INVOICE_CHECKS = """{ assetNodes(assetKeys: [{path: ["zoho", "invoices"]}]) { assetChecksOrError { ... on AssetChecks
+  { checks { name executionForLatestMaterialization { evaluation { success } } } } } } }"""
 
 
 def start_demo(cwd: Path, ui: int, sim: int, receiver: int, **streams) -> subprocess.Popen:
@@ -79,7 +84,7 @@ def test_demo_starts_everything_on_the_embedded_default(tmp_path):
     try:
         wait_until(lambda: requests.get(f"http://127.0.0.1:{ui}/server_info", timeout=2).ok, 180, "the demo's UI")
         keys = {AssetKey(node["assetKey"]["path"]) for node in graphql(ui, ASSET_KEYS)["assetNodes"]}
-        assert keys == ENTITY_KEYS
+        assert keys == ENTITY_KEYS | {QUEUE_KEY}
         assert run_job(ui, "full_sync") == "SUCCESS"
         with sqlite3.connect(tmp_path / ".tds" / "erp.sqlite") as erp:
             assert erp.execute("SELECT count(*) FROM zoho_invoice_line_items").fetchone()[0] > 0
@@ -111,6 +116,16 @@ def test_demo_starts_everything_on_the_embedded_default(tmp_path):
                 return erp.execute(query, ("edited in Zoho",)).fetchone()[0] == 1
 
         wait_until(edited, 120, "the webhook's edit in the demo's ERP")
+        # The mismatch it suggests planting turns the invoices' count check red and raises one alert.
+        plant = hint.split("Try a mismatch:", 1)[1].splitlines()[3]
+        subprocess.run(["bash", "-c", plant], cwd=tmp_path, check=True, timeout=60)
+        assert run_job(ui, "statistics_comparison") == "SUCCESS"  # a failed check does not fail its run
+        [node] = graphql(ui, INVOICE_CHECKS)["assetNodes"]
+        [check] = node["assetChecksOrError"]["checks"]
+        assert check["executionForLatestMaterialization"]["evaluation"]["success"] is False
+        with sqlite3.connect(tmp_path / ".tds" / "erp.sqlite") as erp:
+            opened = erp.execute("SELECT incident FROM tds_alerts WHERE resolved_at IS NULL").fetchall()
+        assert opened == [("check:zoho/invoices:count_matches_zoho",)]
     finally:
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=90) == 0

@@ -1,14 +1,17 @@
 """End to end: a real `dagster dev` (webserver + daemon), the webhook receiver and the simulator as processes:
-full_sync launched through the daemon, and a change made in Zoho reaching the ERP by itself."""
+full_sync launched through the daemon, a change made in Zoho reaching the ERP by itself, and a schedule firing
+by itself with its checks' results visible through Dagster's GraphQL API and its alert posted once."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,9 +20,9 @@ from dagster_graphql import DagsterGraphQLClient
 from sqlalchemy import select
 
 from tds_pipelines.entities import ENTITIES
-from tds_pipelines.erp.tables import entity_tables
-from tds_pipelines_tests.sync_fixtures import admin, free_port, fresh_erp, row_count, simulator
-from tds_pipelines_tests.test_definitions import zoho_env
+from tds_pipelines.erp.tables import entity_tables, sync_queue
+from tds_pipelines_tests.capture import capture_server
+from tds_pipelines_tests.sync_fixtures import admin, free_port, fresh_erp, row_count, simulator, zoho_env
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON_HEALTH = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"
@@ -27,6 +30,12 @@ ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
 RUNS = "{ runsOrError { ... on Runs { results { jobName status } } } }"
 WEBHOOK_TOKEN = "e2e-webhook-token"
+SCHEDULED_RUNS = """{ runsOrError(filter: {tags: [{key: "dagster/schedule_name", value: "%s"}]})
+  { ... on Runs { results { runId status } } } }"""
+QUEUE_CHECKS = """{ assetNodes(assetKeys: [{path: ["tds", "webhook_queue"]}]) { assetChecksOrError { ... on AssetChecks
+  { checks { name executionForLatestMaterialization { runId status evaluation { success severity } } } } } } }"""
+# auto_heal every minute instead of every 15, so that the test sees it fire by itself.
+CRONS = '{"auto_heal_every_15_minutes": "* * * * *"}'
 SCHEDULES = """{ schedulesOrError(repositorySelector: {repositoryLocationName: "%s", repositoryName: "__repository__"})
   { ... on Schedules { results { name scheduleState { status } } } } }"""
 
@@ -80,8 +89,9 @@ def process_group(command: list[str], env: dict[str, str]):
 
 @pytest.fixture
 def dagster_dev(pg_server_url, tmp_path):
-    """`dagster dev` on a free port with its own SQLite instance, the webhook receiver, and a simulator that
-    delivers its changes to the receiver, all on a fresh ERP."""
+    """`dagster dev` on a free port with its own SQLite instance, the webhook receiver, a simulator that
+    delivers its changes to the receiver, and a server capturing the alerts, all on a fresh ERP; auto_heal
+    fires every minute. Yields (port, erp, simulator, capture)."""
     erp = fresh_erp(pg_server_url)
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -96,22 +106,25 @@ def dagster_dev(pg_server_url, tmp_path):
             lambda: receiver.poll() is None and requests.get(f"{receiver_url}/health", timeout=2).ok, 60, "the receiver"
         )
         webhooks = {"webhook_url": f"{receiver_url}/webhooks/zoho", "webhook_token": WEBHOOK_TOKEN}
-        with simulator(records=12, **webhooks) as sim:
+        with simulator(records=12, **webhooks) as sim, capture_server(path="/alerts/T0/B0/secret") as capture:
             env = base_env | zoho_env(sim, pg_server_url, erp.schema) | {"DAGSTER_HOME": str(home)}
+            env |= {"TDS_SCHEDULE_CRONS": CRONS, "TDS_ALERT_WEBHOOK_URL": capture.url}
             command = [sys.executable, "-m", "dagster", "dev", "-m", "tds_pipelines.definitions", "-p", str(port)]
             with process_group(command, env):
                 wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok, 120, "webserver")
-                yield port, erp, sim
+                yield port, erp, sim, capture
 
 
 def test_dagster_dev_runs_full_sync_through_the_daemon_and_applies_webhooks_by_itself(dagster_dev):
-    port, erp, sim = dagster_dev
+    port, erp, sim, _ = dagster_dev
     [location] = [e["name"] for e in graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"]]
     schedules = graphql(port, SCHEDULES % location)["schedulesOrError"]["results"]
     assert {s["name"]: s["scheduleState"]["status"] for s in schedules} == {
         "daily_full_sync": "RUNNING",
         "hourly_incremental_sync": "RUNNING",
         "stock_sync_every_15_minutes": "RUNNING",
+        "auto_heal_every_15_minutes": "RUNNING",
+        "daily_statistics_comparison": "RUNNING",
     }
 
     def daemons_healthy():
@@ -138,3 +151,32 @@ def test_dagster_dev_runs_full_sync_through_the_daemon_and_applies_webhooks_by_i
     wait_until(edited, 180, "the webhook's edit in the ERP")
     runs = graphql(port, RUNS)["runsOrError"]["results"]  # launched by the sensor (it may still linger)
     assert any(r["jobName"] == "process_webhook_queue" and r["status"] not in ("FAILURE", "CANCELED") for r in runs)
+
+
+def test_a_schedule_fires_by_itself_its_checks_show_in_graphql_and_its_alert_is_posted_once(dagster_dev):
+    port, erp, _, capture = dagster_dev
+    with erp.engine.begin() as conn:  # a dead letter an operator has not seen yet (too young to be retried)
+        conn.execute(
+            sync_queue.insert().values(
+                status="DEAD_LETTER", event="webhook", entity="products", zoho_id="1", payload={"item_id": "1"},
+                attempts=5, last_error="poison", received_at=datetime.now(UTC), body_hash="e2e-dead-letter",
+            )
+        )  # fmt: skip
+
+    def scheduled_successes() -> list[str]:
+        runs = graphql(port, SCHEDULED_RUNS % "auto_heal_every_15_minutes")["runsOrError"]["results"]
+        return [r["runId"] for r in runs if r["status"] == "SUCCESS"]
+
+    first = wait_until(scheduled_successes, 240, "auto_heal launched by its schedule")[0]
+    [node] = graphql(port, QUEUE_CHECKS)["assetNodes"]
+    checks = {c["name"]: c["executionForLatestMaterialization"] for c in node["assetChecksOrError"]["checks"]}
+    assert set(checks) == {"oldest_pending_age", "no_dead_letters", "no_stuck_items", "success_rate_24h"}
+    assert checks["no_dead_letters"]["runId"] == first
+    assert checks["no_dead_letters"]["evaluation"] == {"success": False, "severity": "WARN"}
+    assert checks["no_stuck_items"]["evaluation"]["success"] is True
+
+    alert = wait_until(capture.bodies, 60, "the alert's post")
+    # The next tick finds the same incident open: counted, not posted again.
+    wait_until(lambda: len(scheduled_successes()) >= 2, 180, "a second scheduled auto_heal")
+    assert len(capture.bodies()) == 1
+    assert "no_dead_letters" in json.loads(alert[0])["text"]

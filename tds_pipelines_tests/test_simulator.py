@@ -19,6 +19,7 @@ import requests
 
 from tds_pipelines.simulator.cli import add_arguments, config_from_args
 from tds_pipelines.simulator.timestamps import format_ts, parse_ts
+from tds_pipelines_tests.capture import capture_server
 from tds_pipelines_tests.simulator_fixtures import authorized_session, running_simulator
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$")
@@ -631,49 +632,6 @@ def test_webhooks_post_changes_as_zoho_would():
     assert headers["x-zoho-webhook-signature"] == expected
     assert path == "/webhooks/zoho?source=zoho"
     assert "event=deleted" in deleted_path and json.loads(deleted_body)["bill"]["bill_id"] == bill_id
-
-
-class Capture:
-    """What a capture server received, in arrival order: (path, lowercased headers, body); it answers the
-    statuses in `answers` first (one per request), then 200."""
-
-    def __init__(self, answers: list[int]) -> None:
-        self.answers = list(answers)
-        self.received: list[tuple[str, dict, bytes]] = []
-        self.lock = threading.Lock()
-        self.url = ""
-
-    def bodies(self) -> list[bytes]:
-        with self.lock:
-            return [body for _, _, body in self.received]
-
-
-@contextmanager
-def capture_server(answers: tuple[int, ...] = (), path: str = "/hooks/zoho?source=zoho") -> Iterator[Capture]:
-    """A local HTTP server (a thread) recording every POST; `.url` is where to send them."""
-    capture = Capture(list(answers))
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            with capture.lock:
-                capture.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                status = capture.answers.pop(0) if capture.answers else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    capture.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
-    try:
-        yield capture
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def delivered(sim, timeout: float = 15.0) -> dict:

@@ -43,17 +43,6 @@ T0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 REFUSED = "refused by the ERP"
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def store(request, tmp_path):
-    """(engine, observer) on a fresh PostgreSQL schema, then on a fresh SQLite file."""
-    if request.param == "postgres":
-        yield request.getfixturevalue("erp")
-        return
-    fresh = fresh_erp(f"sqlite:///{tmp_path / 'erp.sqlite'}")
-    yield fresh.engine, fresh.observer
-    fresh.observer.dispose()
-
-
 def stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S%z")
 

@@ -377,31 +377,35 @@ def replay(
     """Put DEAD_LETTER items back to PENDING, due now: those among `ids`, of `entity`, whose last error
     contains `error_contains` (case-insensitive), every one with ``all=True``; the filters combine. Their
     history is kept: the last error moves into error_history (with the attempts it took), attempts restart
-    at 0. Returns how many were replayed. Refuses to run without any filter."""
+    at 0. auto_retried_at is cleared: a replayed item that dies again gets its automatic retry again. Returns
+    how many were replayed. Refuses to run without any filter."""
     if ids is None and not all and entity is None and not error_contains:
         raise ValueError("say which dead letters to replay: ids, entity, error_contains, or all=True")
     now = utcnow()
     filters = _dead_letter_filter(ids, entity, error_contains)
     with write_transaction(engine) as conn:
         picked = select(q.c.id, q.c.attempts, q.c.last_error, q.c.error_history).where(*filters).with_for_update()
-        changes = {
-            row.id: {
-                "status": PENDING,
-                "attempts": 0,
-                "last_error": None,
-                "next_attempt_at": now,
-                "locked_at": None,
-                "run_id": None,
-                "completed_at": None,
-                "error_history": [
-                    *(row.error_history or []),
-                    {"at": now.isoformat(), "attempts": row.attempts, "error": row.last_error, "status": "replayed"},
-                ],
-            }
-            for row in conn.execute(picked)
-        }
+        changes = {row.id: revived(row, now, "replayed") | {"auto_retried_at": None} for row in conn.execute(picked)}
         _update_each(conn, changes)
     return len(changes)
+
+
+def revived(row, now: datetime, how: str) -> dict:
+    """The changes putting a dead letter `row` (attempts, last_error, error_history) back to PENDING, due now:
+    attempts restart at 0, its last error moves into error_history under the status `how`."""
+    return {
+        "status": PENDING,
+        "attempts": 0,
+        "last_error": None,
+        "next_attempt_at": now,
+        "locked_at": None,
+        "run_id": None,
+        "completed_at": None,
+        "error_history": [
+            *(row.error_history or []),
+            {"at": now.isoformat(), "attempts": row.attempts, "error": row.last_error, "status": how},
+        ],
+    }
 
 
 def get_item(engine: Engine, item_id: int) -> QueueItem | None:

@@ -1,5 +1,7 @@
 """The receiver's routes: ``POST /webhooks/zoho`` queues a delivery and answers once it is committed;
-``GET /health`` reports the queue. Nothing is applied here: the queue's job does that."""
+``GET /health`` reports TDS's health as `tds status` does, and the old service's monitoring routes
+(``/api/tds/monitoring/...``) keep the dashboards built on it working. Nothing is applied here: the queue's
+job does that."""
 
 from __future__ import annotations
 
@@ -11,11 +13,20 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from tds_pipelines import settings
 from tds_pipelines.erp.db import checked_schema, normalize_url
+from tds_pipelines.status import (
+    InstanceUnavailable,
+    collect_status,
+    monitoring_health,
+    scheduler_jobs,
+    status_engine,
+)
 from tds_pipelines.webhooks.intake import (
     TooLarge,
     delivery_row,
@@ -62,6 +73,8 @@ _RECEIVE_DOCS = {
     },
 }
 
+_STATUS_DOCS = {503: {"description": "the ERP database is unavailable: `detail` says why in one line"}}
+
 
 class _Receiver(FastAPI):
     """FastAPI with one shortcut: a POST to RECEIVE_PATH goes straight to its endpoint, skipping the
@@ -96,6 +109,7 @@ def create_app(
         queue = SqliteQueue(url)
     else:
         queue = PostgresQueue(url, checked_schema(schema or settings.db_schema()))
+    status_db = status_engine(url, schema)  # the status routes' SQLAlchemy engine, used in worker threads
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -103,6 +117,7 @@ def create_app(
             log.warning("TDS_WEBHOOK_TOKEN is unset: every delivery will be refused with 401")
         yield
         await queue.close()
+        status_db.dispose()
 
     app = _Receiver(title="TDS webhook receiver", lifespan=lifespan)
 
@@ -138,12 +153,25 @@ def create_app(
     async def queue_delivery(request: Request) -> Response:
         return await answer_delivery(request.scope, request.receive)
 
-    @app.get("/health", summary="Queue counts by status, oldest pending age, dead letters")
+    @app.get("/health", summary="TDS's health, as `tds status --json` reports it", responses=_STATUS_DOCS)
     async def health() -> JSONResponse:
-        try:
-            return JSONResponse({"status": "ok", **await queue.health()})
-        except QueueUnavailable as exc:
-            return _unavailable(exc)
+        return await _answer(lambda: {"status": "ok", **collect_status(status_db)})
+
+    @app.get(
+        "/api/tds/monitoring/health",
+        summary="The old service's queue statistics: healthy, degraded or unhealthy as the queue's checks judge",
+        responses=_STATUS_DOCS,
+    )
+    async def monitoring_queue_health() -> JSONResponse:
+        return await _answer(lambda: monitoring_health(status_db))
+
+    @app.get(
+        "/api/tds/monitoring/scheduler/jobs",
+        summary="The old service's job list: each schedule and sensor, its state, last and next tick",
+        responses={503: {"description": "the Dagster instance of DAGSTER_HOME is unavailable"}},
+    )
+    async def monitoring_scheduler_jobs() -> JSONResponse:
+        return await _answer(scheduler_jobs)
 
     app.answer_delivery = answer_delivery
     return app
@@ -152,6 +180,19 @@ def create_app(
 def _unavailable(exc: QueueUnavailable) -> JSONResponse:
     # Only the error's class: a message could quote the database URL.
     return JSONResponse({"detail": f"the queue database is unavailable ({exc}); retry later"}, status_code=503)
+
+
+async def _answer(report: Callable[[], dict]) -> JSONResponse:
+    """`report()` computed in a worker thread (it blocks); 503 with a one-line reason when a database it reads
+    is unreachable, naming only the error's class: a message could quote a URL and its password."""
+    try:
+        return JSONResponse(await run_in_threadpool(report))
+    except SQLAlchemyError as exc:
+        detail = f"the ERP database is unavailable ({type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__})"
+    except InstanceUnavailable as exc:
+        detail = f"the Dagster instance is unavailable ({exc})"
+    log.warning("%s", detail)
+    return JSONResponse({"detail": f"{detail}; retry later"}, status_code=503)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, **app_options) -> None:

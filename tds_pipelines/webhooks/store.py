@@ -15,13 +15,13 @@ import logging
 from dataclasses import dataclass, replace
 
 import asyncpg
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
-from tds_pipelines.erp.db import as_utc, json_dumps, make_engine, normalize_url, utcnow, write_transaction
+from tds_pipelines.erp.db import json_dumps, make_engine, normalize_url, utcnow, write_transaction
 from tds_pipelines.erp.tables import DELIVERY_EVENTS, sync_queue
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,6 @@ SELECT b.n, i.id IS NULL AS duplicate, coalesce(
 ) AS id
 FROM batch b LEFT JOIN inserted i ON i.body_hash = b.body_hash
 """
-HEALTH = """
-SELECT status, count(*) AS items,
-       extract(epoch FROM now() - min(received_at) FILTER (WHERE status = 'PENDING')) AS oldest_pending
-FROM tds_sync_queue GROUP BY status
-"""
 
 
 class QueueUnavailable(Exception):
@@ -122,17 +117,6 @@ def insert_arguments(row: QueueRow) -> tuple:
         row.last_error,
         row.payload_path if row.payload_text else (),
     )
-
-
-def health_figures(rows: list[tuple[str, int, float | None]]) -> dict:
-    """The /health document from (status, count, oldest pending age in seconds) rows."""
-    counts = {status: int(items) for status, items, _ in rows}
-    ages = [float(age) for _, _, age in rows if age is not None]
-    return {
-        "queue": counts,
-        "oldest_pending_age_seconds": round(ages[0], 3) if ages else None,
-        "dead_letters": counts.get("DEAD_LETTER", 0),
-    }
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -234,10 +218,6 @@ class PostgresQueue:
                 return Stored(found["id"], found["duplicate"])
         raise QueueUnavailable("the delivery was neither stored nor found (concurrent redeliveries)")
 
-    async def health(self) -> dict:
-        """Queue counts by status, the oldest PENDING item's age, the dead letters."""
-        return health_figures(await self._run("fetch", HEALTH))
-
     async def close(self) -> None:
         for writer in self._writers:
             writer.cancel()
@@ -285,10 +265,6 @@ class SqliteQueue:
         """Insert `row` unless its body_hash is stored; returns the row holding it, once committed."""
         return await self._in_thread(self._store, row)
 
-    async def health(self) -> dict:
-        """Queue counts by status, the oldest PENDING item's age, the dead letters."""
-        return await self._in_thread(self._health)
-
     async def close(self) -> None:
         self._engine.dispose()
 
@@ -325,13 +301,3 @@ class SqliteQueue:
                 return Stored(new_id, False)
             existing = select(sync_queue.c.id).where(sync_queue.c.body_hash == row.body_hash, text(DELIVERY_PREDICATE))
             return Stored(conn.execute(existing).scalar_one(), True)
-
-    def _health(self) -> dict:
-        pending = func.min(sync_queue.c.received_at).filter(sync_queue.c.status == "PENDING")
-        query = select(sync_queue.c.status, func.count(), pending).group_by(sync_queue.c.status)
-        with self._engine.connect() as conn:
-            rows = conn.execute(query).all()
-        now = utcnow()
-        return health_figures(
-            [(status, n, oldest and (now - as_utc(oldest)).total_seconds()) for status, n, oldest in rows]
-        )
