@@ -6,7 +6,7 @@ import calendar
 import json
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tds_pipelines.entities import ENTITIES, entity
 from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, item_stock, sync_queue
 from tds_pipelines.sync.engine import Scope, sync_entity
-from tds_pipelines.sync.stock import sync_item_stock
+from tds_pipelines.sync.stock import listing_due, sync_item_stock
 from tds_pipelines_tests.sync_fixtures import (
     admin,
     client_for,
@@ -121,6 +121,19 @@ def test_incremental_run_without_changes_costs_one_list_call_per_filtered_entity
     for spec in filtered:
         stats = sync_entity(spec, client, engine, INCREMENTAL)
         assert (stats.api_calls, stats.inserted, stats.updated) == (1, 0, 0), spec.name
+
+
+def test_incremental_run_of_a_date_window_entity_lists_only_its_window_once_listed_whole(erp):
+    """Customer payments have no change filter: after a complete listing, an hourly run re-lists the last
+    `window_days` only (it used to list them all every hour: a date-window entity has no cursor)."""
+    engine, _ = erp
+    spec = entity("customer_payments")
+    with simulator(records=5, entity_records={"customer_payments": 450}) as sim:
+        client = client_for(sim, engine)
+        first = sync_entity(spec, client, engine, INCREMENTAL)  # never listed: listed whole
+        hourly = sync_entity(spec, client, engine, INCREMENTAL)
+    assert first.fetched == first.inserted == 450
+    assert hourly.api_calls == 1 and hourly.fetched < 200, (hourly.api_calls, hourly.fetched)
 
 
 def test_deleted_record_is_tombstoned_and_revived(sim, erp):
@@ -267,6 +280,15 @@ def test_stock_sync_between_daily_listings_refreshes_only_touched_items(sim, erp
     warehouses = len(zoho_ids(client, entity("warehouses")))
     assert refresh.fetched == len(touched) * warehouses
     assert refresh.updated == refresh.fetched
+
+
+def test_the_stock_sync_leaves_the_warehouse_listing_to_the_daily_full_sync_unless_it_missed_a_day():
+    now = datetime(2026, 11, 28, 0, 15, tzinfo=UTC)
+    assert listing_due(None, now)
+    # Listed by yesterday's 02:00 full sync: the 00:15 stock tick does not list again (a calendar-day rule did,
+    # and the 02:00 full sync then listed a second time).
+    assert not listing_due(now - timedelta(hours=22, minutes=15), now)
+    assert listing_due(now - timedelta(hours=27), now)  # the full sync missed a day
 
 
 def test_a_job_over_its_daily_share_skips_with_its_reason_and_keeps_its_cursor(sim, erp):

@@ -66,8 +66,12 @@ def cursor_field(spec: EntitySpec) -> str | None:
     return {"modified_since": "last_modified_time", "sorted_stop": spec.sort_field}.get(spec.strategy)
 
 
-def plan_listing(spec: EntitySpec, scope: Scope, cursor: datetime | None, today: date) -> ListingPlan:
-    """The list parameters for `spec` under `scope`, following the entity's incremental strategy."""
+def plan_listing(
+    spec: EntitySpec, scope: Scope, cursor: datetime | None, today: date, listed_whole: bool = False
+) -> ListingPlan:
+    """The list parameters for `spec` under `scope`, following the entity's incremental strategy. An
+    incremental listing needs what the entity's strategy starts from: a cursor, or (`date_window`, which has
+    none) a complete listing before (`listed_whole`); without it, the entity is listed whole."""
     params = dict(spec.list_params)
     if spec.status_all:
         params["filter_by"] = "Status.All"
@@ -77,7 +81,8 @@ def plan_listing(spec: EntitySpec, scope: Scope, cursor: datetime | None, today:
             raise ValueError(f"{spec.name} has no document date: it cannot be synced by date window")
         params |= {"date_start": scope.start.isoformat(), "date_end": scope.end.isoformat(), **full_order}
         return ListingPlan(params, None, True, False)
-    if scope.kind == "full" or cursor is None or spec.strategy == "full_only":
+    unknown = not listed_whole if spec.strategy == "date_window" else cursor is None
+    if scope.kind == "full" or unknown or spec.strategy == "full_only":
         return ListingPlan(params | full_order, None, True, False)
     # The cursor is Zoho's own newest version, asked for "at or after": the newest records come again (and
     # are found unchanged) rather than one saved in the same second being missed. Whatever a listing still
@@ -145,7 +150,8 @@ def _sync_locked(
         stats.skip("budget", reason)
         return
     cursor = current.cursor if current else None
-    plan = plan_listing(spec, scope, cursor, date.today())
+    listed_whole = current is not None and current.last_full_sync_at is not None
+    plan = plan_listing(spec, scope, cursor, date.today(), listed_whole)
     listed_ids: set[str] = set()
     newest = cursor
     for page in client.list_pages(spec.api, spec.path, spec.list_key, plan.params, id_field=spec.id_field):

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select, union
 
-from tds_pipelines import settings
 from tds_pipelines.entities import ENTITIES
 from tds_pipelines.erp import state as sync_state
 from tds_pipelines.erp.db import write_horizon
@@ -32,6 +30,7 @@ from tds_pipelines.zoho.client import ZohoClient
 from tds_pipelines.zoho.errors import BudgetShareExceeded
 
 STATE_KEY = "item_stock"
+LISTING_EVERY = timedelta(hours=26)  # a day and the full sync's slack
 WRITE_BATCH = 1000
 
 
@@ -55,11 +54,11 @@ def touched_item_ids(engine: Engine, since: datetime) -> tuple[list[str], dateti
         return sorted({row.item_id for row in conn.execute(union(*queries))}), looked_at
 
 
-def _listing_due(last_full: datetime | None, now: datetime) -> bool:
-    if last_full is None:
-        return True
-    tz = ZoneInfo(settings.timezone())
-    return last_full.astimezone(tz).date() < now.astimezone(tz).date()
+def listing_due(last_full: datetime | None, now: datetime) -> bool:
+    """Whether the stock sync lists every warehouse itself: the daily full sync does (at 02:00), so only
+    when none has for LISTING_EVERY (a day it skipped or failed). A calendar-day rule listed twice a day:
+    at the first stock tick after midnight, then again in the full sync."""
+    return last_full is None or now - last_full > LISTING_EVERY
 
 
 def sync_item_stock(
@@ -71,7 +70,7 @@ def sync_item_stock(
     with engine.connect() as conn:
         current = sync_state.read_state(conn, STATE_KEY)
     if full is None:
-        full = current is None or current.cursor is None or _listing_due(current.last_full_sync_at, now)
+        full = current is None or current.cursor is None or listing_due(current.last_full_sync_at, now)
     stats = SyncStats(entity=STATE_KEY, scope="full" if full else "touched items")
     with sync_lock(engine, STATE_KEY) as taken:
         if not taken:
