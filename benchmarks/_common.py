@@ -1,4 +1,5 @@
-"""What the sync benchmarks share: a simulator in its own process, a throwaway ERP schema, a client."""
+"""What the sync benchmarks share: a simulator in its own process, a throwaway ERP schema, a client, a
+mid-size organization to simulate and the full_sync job's code."""
 
 from __future__ import annotations
 
@@ -13,15 +14,29 @@ from contextlib import contextmanager
 import requests
 from sqlalchemy import create_engine, text
 
+from tds_pipelines.entities import ENTITIES
 from tds_pipelines.erp.db import make_engine, normalize_url
 from tds_pipelines.erp.migrate import upgrade
 from tds_pipelines.simulator.config import client_environment
+from tds_pipelines.sync.engine import Scope, sync_entity
+from tds_pipelines.sync.stats import SyncStats
+from tds_pipelines.sync.stock import sync_item_stock
 from tds_pipelines.zoho.client import ZohoClient
 from tds_pipelines.zoho.credentials import ZohoCredentials
 
 DATABASE_URL = normalize_url(
     os.environ.get("TDS_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 )
+UNLIMITED = 10**9  # calls a minute or a day: as good as no limit
+# How schedule_cost.py's organizations split their documents (7,000 invoices in 18,200 documents, ...).
+DOCUMENT_SHARES = {
+    "invoices": 7_000,
+    "sales_orders": 5_000,
+    "customer_payments": 4_000,
+    "bills": 1_500,
+    "credit_notes": 300,
+    "stock_adjustments": 400,
+}
 
 
 def free_port() -> int:
@@ -76,3 +91,27 @@ def simulator_client(url: str, engine, job: str, per_minute: int) -> ZohoClient:
 
 def stats(url: str) -> dict:
     return requests.get(f"{url}/admin/stats", timeout=10).json()
+
+
+def organization(items: int, documents: int, warehouses: int) -> dict[str, int]:
+    """Records per entity of a mid-size organization: `documents` split over the document entities as
+    schedule_cost.py's organizations split theirs, 1,000 customers, 100 vendors, 5 price lists, 10 users."""
+    total = sum(DOCUMENT_SHARES.values())
+    docs = {name: documents * share // total for name, share in DOCUMENT_SHARES.items()}
+    docs["invoices"] += documents - sum(docs.values())
+    masters = {"products": items, "customers": 1_000, "vendors": 100}
+    return masters | docs | {"price_lists": 5, "users": 10, "warehouses": warehouses}
+
+
+def unlimited_simulator_args(records: dict[str, int]) -> list[str]:
+    """`tds simulator` flags for an organization of `records` per entity, with limits too high to matter."""
+    args = ["--rate-limit-per-minute", str(UNLIMITED), "--daily-limit", str(UNLIMITED), "--concurrency-limit", "0"]
+    for name, n in records.items():
+        args += ["--entity-records", f"{name}={n}"]
+    return args
+
+
+def full_sync(client: ZohoClient, engine, run_id: str | None = None) -> list[SyncStats]:
+    """The full_sync job's code (tds_pipelines/assets.py): every entity listed whole, then stock per warehouse."""
+    results = [sync_entity(spec, client, engine, Scope("full"), run_id) for spec in ENTITIES]
+    return [*results, sync_item_stock(client, engine, run_id, full=True)]
