@@ -38,6 +38,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/receiver_benchmark.py
 	$(BIN)/python benchmarks/drain_benchmark.py
 	$(BIN)/python benchmarks/webhook_latency_benchmark.py
+	$(BIN)/python benchmarks/schedule_day_benchmark.py
+	$(BIN)/python benchmarks/comparison_benchmark.py
+	$(BIN)/python benchmarks/alert_latency_benchmark.py
 
 clean:
 	rm -rf $(VENV) .tds

@@ -10,11 +10,13 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
+from tds_pipelines.alerting import classify_failure
 from tds_pipelines.definitions import build_defs
 from tds_pipelines.erp.queue import COMPLETED, DEAD_LETTER, PENDING, PROCESSING, enqueue_delivery, get_item
 from tds_pipelines.erp.tables import alerts, sync_queue
 from tds_pipelines.health import QUEUE_KEY
 from tds_pipelines.resources import ErpDatabase
+from tds_pipelines.zoho.errors import BudgetShareExceeded
 from tds_pipelines.zoho.webhooks import parse_delivery
 from tds_pipelines_tests.capture import capture_server
 from tds_pipelines_tests.sync_fixtures import admin, fresh_erp, simulator, use_env, zoho_env, zoho_record
@@ -159,3 +161,19 @@ def test_a_refused_refresh_token_fails_the_run_and_the_failure_sensor_says_so(pg
         2,
     )
     assert "revoked-token" not in json.dumps(row, default=str)
+
+
+def test_a_failed_run_is_told_apart_by_its_cause():
+    quota = BudgetShareExceeded("incremental_sync", 150, 150, 1000, 0.15, 1000, 0)
+    assert classify_failure("incremental_sync", f"invoices skipped: {quota}") == (
+        "quota_skip",
+        "quota:incremental_sync",
+        "WARN",
+    )
+    refused = "zoho__products: ZohoAuthError: Zoho Accounts refused the token refresh (invalid_code)"
+    assert classify_failure("full_sync", refused) == ("token_refused", "zoho:refresh_token", "ERROR")
+    assert classify_failure("full_sync", "zoho__products: OperationalError: could not connect") == (
+        "run_failed",
+        "run:full_sync",
+        "ERROR",
+    )
