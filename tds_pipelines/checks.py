@@ -14,6 +14,7 @@ from tds_pipelines import settings
 from tds_pipelines.alerting import check_alert
 from tds_pipelines.entities import ENTITIES, EntitySpec
 from tds_pipelines.resources import ErpDatabase, ZohoApi
+from tds_pipelines.run_limits import job_tags
 from tds_pipelines.sync.counts import compare_counts
 from tds_pipelines.zoho.errors import BudgetShareExceeded, ZohoQuotaExhausted
 
@@ -86,5 +87,6 @@ statistics_comparison = dg.define_asset_job(
     "statistics_comparison",
     selection=dg.AssetSelection.checks(*count_checks),
     executor_def=dg.in_process_executor,
+    tags=job_tags("statistics_comparison", calls_zoho=True),
     description="Zoho's count of every entity against the ERP's live rows: one call per entity where Zoho counts.",
 )

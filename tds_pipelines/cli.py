@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
 
+    roles = commands.add_parser("roles", help="the deployed shape's processes, one per role, as a Procfile")
+    roles.set_defaults(func=_roles)
+
     demo = commands.add_parser("demo", help="the whole system on the embedded default (SQLite + simulator)")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
     demo.add_argument("--simulator-port", type=int, default=8765)
@@ -200,6 +203,13 @@ def _status(args) -> int:
             f"  {alert['severity']:5} {alert['incident']}  since {alert['since']} ({alert['occurrences']}x): "
             f"{' '.join(alert['message'].split())}"
         )
+    return 0
+
+
+def _roles(_args) -> int:
+    from tds_pipelines.roles import procfile
+
+    print(procfile(), end="")
     return 0
 
 

@@ -11,6 +11,7 @@ from tds_pipelines import settings
 from tds_pipelines.alerting import check_alert
 from tds_pipelines.erp.healing import QueueHealth, queue_health, requeue_stuck, retry_old_dead_letters
 from tds_pipelines.resources import ErpDatabase
+from tds_pipelines.run_limits import job_tags
 
 QUEUE_KEY = dg.AssetKey(["tds", "webhook_queue"])
 ENDED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -106,5 +107,6 @@ auto_heal = dg.define_asset_job(
     "auto_heal",
     selection=dg.AssetSelection.assets(QUEUE_KEY),
     executor_def=dg.in_process_executor,
+    tags=job_tags("auto_heal", calls_zoho=False),
     description="Heal the webhook queue and record its health (no Zoho call).",
 )

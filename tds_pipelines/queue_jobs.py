@@ -16,6 +16,7 @@ from tds_pipelines.erp.queue import COMPLETED, claim_item, get_item, peek_ready,
 from tds_pipelines.erp.tables import entity_tables
 from tds_pipelines.partitions import document_months
 from tds_pipelines.resources import ErpDatabase
+from tds_pipelines.run_limits import job_tags
 from tds_pipelines.sync.apply import BATCH_SIZE, QueueStats, apply_items, delivery_of, drain
 
 LINGER_POLL_SECONDS = 0.5
@@ -150,20 +151,29 @@ def _describe(engine: Engine, entity: str, zoho_id: str) -> str:
     return f"{entity} {zoho_id}: " + ", ".join(f"{name}={value}" for name, value in values.items() if name != "raw")
 
 
-@dg.job(executor_def=dg.in_process_executor, description="Apply the webhooks waiting in tds_sync_queue (no Zoho call)")
+@dg.job(
+    executor_def=dg.in_process_executor,
+    tags=job_tags("process_webhook_queue", calls_zoho=False),
+    description="Apply the webhooks waiting in tds_sync_queue (no Zoho call)",
+)
 def process_webhook_queue():
     apply_webhook_queue()
 
 
 @dg.job(
     executor_def=dg.in_process_executor,
+    tags=job_tags("replay_dead_letters", calls_zoho=False),
     description="Put dead letters back in the queue (ids, all, entity, error_contains), then apply the queue",
 )
 def replay_dead_letters():
     replay_then_apply()
 
 
-@dg.job(executor_def=dg.in_process_executor, description="Apply one queue item (queue_id) with detailed logs")
+@dg.job(
+    executor_def=dg.in_process_executor,
+    tags=job_tags("process_single_webhook", calls_zoho=False),
+    description="Apply one queue item (queue_id) with detailed logs",
+)
 def process_single_webhook():
     apply_one_webhook()
 

@@ -11,12 +11,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from tds_pipelines.definitions import build_defs, defs
 from tds_pipelines.entities import ENTITIES
 from tds_pipelines.erp.tables import entity_tables
 from tds_pipelines.health import QUEUE_KEY
 from tds_pipelines.partitions import document_months
+from tds_pipelines.run_limits import JOB_TAG, MAX_RUNTIME, MAX_RUNTIME_TAG, ZOHO_TAG
 from tds_pipelines_tests.sync_fixtures import fresh_erp, row_count, simulator, use_env, zoho_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +69,41 @@ def test_every_entity_has_its_count_check_and_only_statistics_comparison_runs_th
     assert comparison.asset_layer.asset_graph.asset_check_keys >= checks
     freshness = {key: defs.resolve_asset_graph().get(key).freshness_policy for key in ENTITY_KEYS}
     assert all(policy is not None for policy in freshness.values())
+
+
+def dagster_pg_env(url: str) -> dict[str, str]:
+    """The DAGSTER_PG_* variables the production dagster.yaml reads, for the database at `url`."""
+    parsed = make_url(url)
+    return {
+        "DAGSTER_PG_HOST": parsed.host,
+        "DAGSTER_PG_PORT": str(parsed.port or 5432),
+        "DAGSTER_PG_USERNAME": parsed.username or "postgres",
+        "DAGSTER_PG_PASSWORD": parsed.password or "",
+        "DAGSTER_PG_DB": parsed.database,
+    }
+
+
+def test_the_production_instance_config_loads_with_its_run_limits(pg_dagster_url, tmp_path, monkeypatch):
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    for name, value in dagster_pg_env(pg_dagster_url).items():
+        monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        queue = instance.get_concurrency_config().run_queue_config
+        limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
+        assert queue.max_concurrent_runs == 6
+        assert limits["tds/zoho"]["limit"] == 2 and limits["tds/job"]["value"] == {"applyLimitPerUniqueValue": True}
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        assert not instance.run_retries_retry_on_asset_or_op_failure
+        assert instance.run_monitoring_enabled and instance.run_monitoring_start_timeout_seconds == 300
+
+
+def test_every_job_carries_the_tags_the_run_queue_limits_read():
+    zoho_jobs = {"full_sync", "incremental_sync", "stock_sync", "statistics_comparison"}
+    for name in MAX_RUNTIME:
+        tags = defs.resolve_job_def(name).tags
+        assert tags[JOB_TAG] == name and int(tags[MAX_RUNTIME_TAG]) == MAX_RUNTIME[name], name
+        assert (tags.get(ZOHO_TAG) == "true") == (name in zoho_jobs), name
 
 
 def materializations(instance: dg.DagsterInstance, key: list[str]) -> list:
@@ -176,13 +213,7 @@ def test_dagster_job_execute_full_sync_from_the_shell(pg_server_url, tmp_path, i
     env = dict(os.environ)
     if instance_kind == "postgres":
         shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the production instance config
-        base, database = request.getfixturevalue("pg_dagster_url").rsplit("/", 1)
-        env |= {
-            "DAGSTER_PG_USERNAME": "postgres",
-            "DAGSTER_PG_PASSWORD": "",
-            "DAGSTER_PG_HOST": base.split("@")[-1].split(":")[0],
-            "DAGSTER_PG_DB": database,
-        }
+        env |= dagster_pg_env(request.getfixturevalue("pg_dagster_url"))
     else:
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with simulator(records=15) as sim:

@@ -1,0 +1,79 @@
+"""The deployed shape: each role of `tds roles` (the Procfile) started as its own process, Dagster's instance
+in PostgreSQL from the top-level dagster.yaml, the code location served by its own code server: a run
+launched through the webserver is dequeued by the daemon, executed through the code server, and its
+results are in the ERP and in Dagster's PostgreSQL storage."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import requests
+
+from tds_pipelines.roles import ROLES, procfile
+from tds_pipelines_tests.sync_fixtures import free_port, fresh_erp
+from tds_pipelines_tests.test_definitions import dagster_pg_env
+from tds_pipelines_tests.test_e2e_dagster_dev import graphql, process_group, run_job, wait_until
+
+pytestmark = pytest.mark.postgres
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "deployed-shape-token"
+
+
+LOADED = "{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename } } } } }"
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def loaded_locations(ui: int) -> list[str]:
+    entries = graphql(ui, LOADED)["workspaceOrError"]["locationEntries"]
+    loaded = [e["name"] for e in entries if (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"]
+    return loaded if len(loaded) == len(entries) else []
+
+
+def test_the_procfile_is_what_tds_roles_prints():
+    assert (REPO / "Procfile").read_text() == procfile()
+    completed = subprocess.run(
+        [sys.executable, "-m", "tds_pipelines.cli", "roles"], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0 and completed.stdout == procfile()
+
+
+def test_each_role_as_its_own_process_runs_a_job_on_postgres(pg_server_url, pg_dagster_url, tmp_path):
+    erp = fresh_erp(pg_server_url)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    ports = {"TDS_CODE_SERVER_PORT": free_port(), "TDS_UI_PORT": free_port(), "TDS_WEBHOOK_PORT": free_port()}
+    env = dict(os.environ) | dagster_pg_env(pg_dagster_url) | {k: str(v) for k, v in ports.items()}
+    env |= {"DAGSTER_HOME": str(home), "TDS_BIND_HOST": "127.0.0.1", "TDS_CODE_SERVER_HOST": "127.0.0.1"}
+    env |= {"TDS_DATABASE_URL": pg_server_url, "TDS_DB_SCHEMA": erp.schema, "TDS_WEBHOOK_TOKEN": TOKEN}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the venv's dagster and tds
+    ui, receiver = ports["TDS_UI_PORT"], ports["TDS_WEBHOOK_PORT"]
+    with ExitStack() as roles:
+        for role, command in ROLES:
+            roles.enter_context(process_group(["bash", "-c", f"exec {command}"], env))
+            if role == "code-server":  # the others find it at start
+                wait_until(lambda: listening(ports["TDS_CODE_SERVER_PORT"]), 180, "the code server")
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{ui}/server_info", timeout=2).ok, 180, "the webserver")
+        loaded = wait_until(lambda: loaded_locations(ui), 120, "the code location, loaded")
+        assert loaded == ["tds_pipelines"]
+        assert run_job(ui, "auto_heal") == "SUCCESS"  # queued, dequeued by the daemon, run via the code server
+        health = wait_until(lambda: requests.get(f"http://127.0.0.1:{receiver}/health", timeout=5), 60, "receiver")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        delivery = requests.post(
+            f"http://127.0.0.1:{receiver}/webhooks/zoho",
+            json={"item": {"item_id": "42", "name": "deployed"}},
+            headers={"X-TDS-Token": TOKEN},
+            timeout=30,
+        )
+        assert delivery.status_code == 200, delivery.text
