@@ -13,7 +13,8 @@ from tds_pipelines.cli_errors import describe
 from tds_pipelines.entities import BY_NAME, ENTITIES, entity
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `tds` command's arguments, every subcommand with its function."""
     parser = argparse.ArgumentParser(prog="tds", description="TDS: Zoho Books/Inventory -> ERP sync")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
     roles = commands.add_parser("roles", help="the deployed shape's processes, one per role, as a Procfile")
     roles.set_defaults(func=_roles)
+    role = commands.add_parser("role", help="run one role of the deployed shape (see `tds roles`)")
+    role.add_argument("name")
+    role.set_defaults(func=_role)
 
     demo = commands.add_parser("demo", help="the whole system on the embedded default (SQLite + simulator)")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
@@ -68,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--webhook-port", type=int, default=8000, help="webhook receiver port")
     demo.add_argument("--records", type=int, default=60, help="generated records per entity")
     demo.set_defaults(func=_demo)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         code = args.func(args) or 0
         sys.stdout.flush()  # a reader that left early (`| head -1`) shows here rather than at exit
@@ -211,6 +218,13 @@ def _roles(_args) -> int:
 
     print(procfile(), end="")
     return 0
+
+
+def _role(args) -> int:
+    from tds_pipelines.roles import command_of
+
+    command = command_of(args.name)  # before replacing this process: a wrong name is one line
+    os.execvp("bash", ["bash", "-c", f"exec {command}"])
 
 
 def _demo(args) -> int:

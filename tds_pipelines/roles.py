@@ -1,6 +1,7 @@
 """The deployed shape: each role a long-lived process of its own (often a host or pod of its own), all sharing
 state only through PostgreSQL (Dagster's instance in DAGSTER_HOME's dagster.yaml, the ERP in TDS_DATABASE_URL).
-`tds roles` prints them as a Procfile, the same lines as the repository's Procfile."""
+`tds roles` prints them as a Procfile, the same lines as the repository's Procfile; `tds role NAME` runs one (the
+container image's entrypoint)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,11 @@ ROLES = (
 def procfile() -> str:
     """The roles as Procfile lines (``role: command``)."""
     return "".join(f"{role}: {command}\n" for role, command in ROLES)
+
+
+def command_of(role: str) -> str:
+    """The command of `role`; ValueError naming the roles when there is no such role."""
+    commands = dict(ROLES)
+    if role not in commands:
+        raise ValueError(f"no role {role!r}: the roles are {', '.join(commands)}")
+    return commands[role]

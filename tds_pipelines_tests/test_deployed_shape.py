@@ -40,12 +40,19 @@ def loaded_locations(ui: int) -> list[str]:
     return loaded if len(loaded) == len(entries) else []
 
 
-def test_the_procfile_is_what_tds_roles_prints():
+def tds(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "tds_pipelines.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_the_procfile_is_what_tds_roles_prints_and_a_wrong_role_is_one_line():
     assert (REPO / "Procfile").read_text() == procfile()
-    completed = subprocess.run(
-        [sys.executable, "-m", "tds_pipelines.cli", "roles"], capture_output=True, text=True, timeout=60
-    )
-    assert completed.returncode == 0 and completed.stdout == procfile()
+    listed = tds("roles")
+    assert listed.returncode == 0 and listed.stdout == procfile()
+    wrong = tds("role", "scheduler")
+    assert wrong.returncode == 1 and wrong.stderr.strip().splitlines() == [
+        "tds: no role 'scheduler': the roles are code-server, webserver, daemon, receiver"
+    ]
 
 
 def test_each_role_as_its_own_process_runs_a_job_on_postgres(pg_server_url, pg_dagster_url, tmp_path):
@@ -60,8 +67,8 @@ def test_each_role_as_its_own_process_runs_a_job_on_postgres(pg_server_url, pg_d
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the venv's dagster and tds
     ui, receiver = ports["TDS_UI_PORT"], ports["TDS_WEBHOOK_PORT"]
     with ExitStack() as roles:
-        for role, command in ROLES:
-            roles.enter_context(process_group(["bash", "-c", f"exec {command}"], env))
+        for role, _ in ROLES:  # as the container image starts them: `tds role NAME`
+            roles.enter_context(process_group([sys.executable, "-m", "tds_pipelines.cli", "role", role], env))
             if role == "code-server":  # the others find it at start
                 wait_until(lambda: listening(ports["TDS_CODE_SERVER_PORT"]), 180, "the code server")
         wait_until(lambda: requests.get(f"http://127.0.0.1:{ui}/server_info", timeout=2).ok, 180, "the webserver")

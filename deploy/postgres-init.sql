@@ -1,0 +1,2 @@
+-- Dagster's instance keeps its records in a database of its own, apart from the ERP's.
+CREATE DATABASE dagster OWNER tds;
