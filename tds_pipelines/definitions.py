@@ -16,6 +16,7 @@ from tds_pipelines.queue_jobs import queue_jobs
 from tds_pipelines.resources import ErpDatabase, ZohoApi
 from tds_pipelines.schedules import schedules
 from tds_pipelines.sensors import zoho_webhook_queue_sensor
+from tds_pipelines.watchdog import run_watchdog
 
 
 def _optional(name: str) -> str | None:
@@ -29,7 +30,7 @@ def build_defs() -> dg.Definitions:
         asset_checks=count_checks,
         jobs=[full_sync, incremental_sync, stock_sync, auto_heal, statistics_comparison, *queue_jobs],
         schedules=schedules,
-        sensors=[zoho_webhook_queue_sensor, *alert_sensors],
+        sensors=[zoho_webhook_queue_sensor, *alert_sensors, run_watchdog],
         resources={
             "erp": ErpDatabase(
                 # The URL may carry a password: resolved at launch, never shown in the UI.

@@ -1,22 +1,33 @@
-"""Crashes on the deployed shape's shared part: PostgreSQL itself stopped at once and started again (a
-throwaway cluster of the test's own, never the machine's server)."""
+"""Crashes on the deployed shape: PostgreSQL itself stopped at once and started again (a throwaway cluster of
+the test's own, never the machine's server), and the code server killed with the run it was executing."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
+from contextlib import ExitStack
 
+import dagster as dg
 import pytest
 import requests
-from sqlalchemy import create_engine, select
+from dagster._core.storage.tags import GRPC_INFO_TAG
+from dagster_graphql import DagsterGraphQLClient
+from sqlalchemy import create_engine, func, select, text
 
 from tds_pipelines.erp.migrate import upgrade
-from tds_pipelines.erp.tables import sync_queue
+from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, sync_queue
+from tds_pipelines.watchdog import orphans
 from tds_pipelines_tests.pg_cluster import throwaway_cluster
+from tds_pipelines_tests.sync_fixtures import free_port, fresh_erp, row_count, simulator, zoho_env
+from tds_pipelines_tests.test_deployed_shape import deployed_env, start_role, start_roles
+from tds_pipelines_tests.test_e2e_dagster_dev import wait_until
 from tds_pipelines_tests.test_webhook_receiver import INVOICE, TOKEN, post, running_receiver
 
 pytestmark = pytest.mark.postgres
 SCHEMA = "tds"
+INVOICES = 600
 
 
 def delivery(n: int) -> bytes:
@@ -48,3 +59,68 @@ def test_the_receiver_answers_503_while_postgresql_is_down_and_loses_no_webhook(
     assert set(down) == {503} and health.status_code == 503
     assert set(answered.values()) == {200}
     assert stored == sorted(f"99{n:013d}" for n in range(10))  # every delivery once, none twice
+
+
+RUNS_OF = """query($job: String!) { runsOrError(filter: {pipelineName: $job})
+  { ... on Runs { results { runId status tags { key value } } } } }"""
+
+
+def runs_of(ui: int, job: str) -> list[dict]:
+    answer = requests.post(
+        f"http://127.0.0.1:{ui}/graphql", json={"query": RUNS_OF, "variables": {"job": job}}, timeout=30
+    ).json()
+    return answer["data"]["runsOrError"]["results"]
+
+
+def test_a_code_server_killed_mid_sync_fails_its_run_which_is_retried_without_duplicates(
+    pg_server_url, pg_dagster_url, tmp_path
+):
+    erp = fresh_erp(pg_server_url)
+    env, ports = deployed_env(pg_server_url, pg_dagster_url, erp.schema, tmp_path / "dagster_home")
+    ui = ports["TDS_UI_PORT"]
+    invoices = entity_tables["invoices"]
+    with simulator(records=10, entity_records={"invoices": INVOICES}) as sim, ExitStack() as roles:
+        env |= zoho_env(sim, pg_server_url, erp.schema) | {"TDS_ZOHO_CALLS_PER_MINUTE": "3000"}
+        started = start_roles(roles, env, ports)
+        run_id = DagsterGraphQLClient("127.0.0.1", port_number=ui).submit_job_execution("full_sync")
+        # Mid-sync: some invoices written, far from all (each needs its detail call).
+        wait_until(lambda: 0 < row_count(erp.observer, invoices) < INVOICES // 2, 180, "the sync under way")
+        os.killpg(started["code-server"].pid, signal.SIGKILL)  # the code server and the run worker it launched
+        killed_at = time.monotonic()
+        roles.enter_context(start_role("code-server", env))  # restarted, as a supervisor would
+
+        def retried() -> dict | None:
+            runs = {r["runId"]: r for r in runs_of(ui, "full_sync")}
+            if runs[run_id]["status"] != "FAILURE":
+                return None
+            retries = [r for r in runs.values() if {"key": "dagster/parent_run_id", "value": run_id} in r["tags"]]
+            return retries[0] if retries and retries[0]["status"] in ("SUCCESS", "FAILURE") else None
+
+        retry = wait_until(retried, 480, "the killed run failed and its retry finished")
+        recovered_seconds = time.monotonic() - killed_at
+    assert retry["status"] == "SUCCESS", retry
+    with erp.observer.connect() as conn:
+        rows = conn.execute(select(func.count(), func.count(func.distinct(invoices.c.zoho_id)))).one()
+        lines = child_tables_by_name["zoho_invoice_line_items"]
+        duplicated = conn.execute(
+            select(lines.c.parent_zoho_id, lines.c.position)
+            .group_by(lines.c.parent_zoho_id, lines.c.position)
+            .having(func.count() > 1)
+        ).all()
+        expected_lines = conn.execute(
+            text("SELECT sum(jsonb_array_length(raw -> 'line_items')) FROM zoho_invoices")
+        ).scalar_one()
+        stored_lines = conn.execute(select(func.count()).select_from(lines)).scalar_one()
+    assert tuple(rows) == (INVOICES, INVOICES)
+    assert duplicated == [] and stored_lines == expected_lines
+    print(f"code server killed mid-sync: run failed and retried to success {recovered_seconds:.0f} s after the kill")
+
+
+def test_the_watchdog_leaves_alone_runs_it_cannot_judge():
+    with dg.instance_for_test() as instance:
+        down = json.dumps({"host": "127.0.0.1", "port": free_port()})  # a code server restarting
+        for run_id, tags in (("k8s-pod", {}), ("server-down", {GRPC_INFO_TAG: down})):
+            instance.add_run(
+                dg.DagsterRun(job_name="full_sync", run_id=run_id, status=dg.DagsterRunStatus.STARTED, tags=tags)
+            )
+        assert orphans(instance, time.time() + 3600) == set()

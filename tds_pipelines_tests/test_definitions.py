@@ -53,6 +53,7 @@ def test_every_entity_is_an_asset_and_the_jobs_and_schedules_exist():
         "tds_run_failure_alerts",
         "tds_run_recovery_alerts",
         "tds_alert_notifier",
+        "tds_run_watchdog",
     }
     assert all(sensor.default_status == dg.DefaultSensorStatus.RUNNING for sensor in sensors.values())
     sensor = sensors["zoho_webhook_queue_sensor"]

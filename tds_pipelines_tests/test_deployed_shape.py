@@ -55,25 +55,43 @@ def test_the_procfile_is_what_tds_roles_prints_and_a_wrong_role_is_one_line():
     ]
 
 
-def test_each_role_as_its_own_process_runs_a_job_on_postgres(pg_server_url, pg_dagster_url, tmp_path):
-    erp = fresh_erp(pg_server_url)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+def deployed_env(erp_url: str, dagster_url: str, schema: str, home: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment every role gets (the production dagster.yaml in `home`, free ports, loopback only),
+    and the ports."""
+    home.mkdir(exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     ports = {"TDS_CODE_SERVER_PORT": free_port(), "TDS_UI_PORT": free_port(), "TDS_WEBHOOK_PORT": free_port()}
-    env = dict(os.environ) | dagster_pg_env(pg_dagster_url) | {k: str(v) for k, v in ports.items()}
+    env = dict(os.environ) | dagster_pg_env(dagster_url) | {k: str(v) for k, v in ports.items()}
     env |= {"DAGSTER_HOME": str(home), "TDS_BIND_HOST": "127.0.0.1", "TDS_CODE_SERVER_HOST": "127.0.0.1"}
-    env |= {"TDS_DATABASE_URL": pg_server_url, "TDS_DB_SCHEMA": erp.schema, "TDS_WEBHOOK_TOKEN": TOKEN}
+    env |= {"TDS_DATABASE_URL": erp_url, "TDS_DB_SCHEMA": schema, "TDS_WEBHOOK_TOKEN": TOKEN}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the venv's dagster and tds
+    return env, ports
+
+
+def start_role(role: str, env: dict[str, str]):
+    """`tds role ROLE` as its own process group, as the container image starts it (a context manager)."""
+    return process_group([sys.executable, "-m", "tds_pipelines.cli", "role", role], env)
+
+
+def start_roles(stack: ExitStack, env: dict[str, str], ports: dict[str, int]) -> dict[str, subprocess.Popen]:
+    """Every role, the code server first (the others find it at start); returns the processes by role."""
+    started = {}
+    for role, _ in ROLES:
+        started[role] = stack.enter_context(start_role(role, env))
+        if role == "code-server":
+            wait_until(lambda: listening(ports["TDS_CODE_SERVER_PORT"]), 180, "the code server")
+    ui = ports["TDS_UI_PORT"]
+    wait_until(lambda: requests.get(f"http://127.0.0.1:{ui}/server_info", timeout=2).ok, 180, "the webserver")
+    assert wait_until(lambda: loaded_locations(ui), 120, "the code location, loaded") == ["tds_pipelines"]
+    return started
+
+
+def test_each_role_as_its_own_process_runs_a_job_on_postgres(pg_server_url, pg_dagster_url, tmp_path):
+    erp = fresh_erp(pg_server_url)
+    env, ports = deployed_env(pg_server_url, pg_dagster_url, erp.schema, tmp_path / "dagster_home")
     ui, receiver = ports["TDS_UI_PORT"], ports["TDS_WEBHOOK_PORT"]
     with ExitStack() as roles:
-        for role, _ in ROLES:  # as the container image starts them: `tds role NAME`
-            roles.enter_context(process_group([sys.executable, "-m", "tds_pipelines.cli", "role", role], env))
-            if role == "code-server":  # the others find it at start
-                wait_until(lambda: listening(ports["TDS_CODE_SERVER_PORT"]), 180, "the code server")
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{ui}/server_info", timeout=2).ok, 180, "the webserver")
-        loaded = wait_until(lambda: loaded_locations(ui), 120, "the code location, loaded")
-        assert loaded == ["tds_pipelines"]
+        start_roles(roles, env, ports)
         assert run_job(ui, "auto_heal") == "SUCCESS"  # queued, dequeued by the daemon, run via the code server
         health = wait_until(lambda: requests.get(f"http://127.0.0.1:{receiver}/health", timeout=5), 60, "receiver")
         assert health.status_code == 200 and health.json()["status"] == "ok"

@@ -4,6 +4,7 @@ by itself with its checks' results visible through Dagster's GraphQL API and its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -79,7 +80,8 @@ def process_group(command: list[str], env: dict[str, str]):
     try:
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):  # a crash test may have killed it already
+            os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
