@@ -124,3 +124,61 @@ def test_the_watchdog_leaves_alone_runs_it_cannot_judge():
                 dg.DagsterRun(job_name="full_sync", run_id=run_id, status=dg.DagsterRunStatus.STARTED, tags=tags)
             )
         assert orphans(instance, time.time() + 3600) == set()
+
+
+QUEUED = 40_000
+
+
+def queue_products(engine, count: int) -> None:
+    """`count` product webhooks queued at once (as the receiver stores them), in one statement."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tds_sync_queue (status, entity, event, zoho_id, payload, body_hash, attempts, "
+                "received_at, next_attempt_at) "
+                "SELECT 'PENDING', 'products', 'webhook', n::text, jsonb_build_object('item_id', n::text, "
+                "'name', 'crash ' || n, 'rate', n % 97, 'last_modified_time', '2026-11-01T10:00:00+0300'), "
+                "'crash-' || n, 0, now(), now() FROM generate_series(1, :count) AS n"
+            ),
+            {"count": count},
+        )
+
+
+def statuses(observer) -> dict[str, int]:
+    with observer.connect() as conn:
+        return dict(conn.execute(select(sync_queue.c.status, func.count()).group_by(sync_queue.c.status)).all())
+
+
+def test_the_daemon_and_code_server_killed_mid_drain_lose_no_webhook_and_the_schedules_tick_on(
+    pg_server_url, pg_dagster_url, tmp_path
+):
+    erp = fresh_erp(pg_server_url)
+    env, ports = deployed_env(pg_server_url, pg_dagster_url, erp.schema, tmp_path / "dagster_home")
+    env["TDS_SCHEDULE_CRONS"] = json.dumps({"auto_heal_every_15_minutes": "* * * * *"})
+    ui = ports["TDS_UI_PORT"]
+    with ExitStack() as roles:
+        started = start_roles(roles, env, ports)
+        queue_products(erp.engine, QUEUED)  # the queue sensor launches process_webhook_queue
+        wait_until(lambda: 0 < statuses(erp.observer).get("COMPLETED", 0) < QUEUED // 2, 180, "the drain under way")
+        for role in ("code-server", "daemon"):  # the drain's worker dies with its code server
+            os.killpg(started[role].pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        held = statuses(erp.observer).get("PROCESSING", 0)
+        for role in ("code-server", "daemon"):
+            roles.enter_context(start_role(role, env))
+        # The watchdog fails the drain, a scheduled auto_heal (launched after the restart) gives its items
+        # back, and the queue sensor drains them.
+        wait_until(lambda: statuses(erp.observer) == {"COMPLETED": QUEUED}, 600, "every webhook applied")
+        drained_seconds = time.monotonic() - killed_at
+        healed = [r for r in runs_of(ui, "auto_heal") if r["status"] == "SUCCESS"]
+    products = entity_tables["products"]
+    with erp.observer.connect() as conn:
+        rows = conn.execute(select(func.count(), func.count(func.distinct(products.c.zoho_id)))).one()
+        requeued = conn.execute(
+            text("SELECT count(*) FROM tds_sync_queue WHERE error_history::text LIKE '%requeued%'")
+        ).scalar_one()
+        attempts = conn.execute(select(func.max(sync_queue.c.attempts))).scalar_one()
+    assert held > 0 and requeued == held  # what the dead run held came back, once each
+    assert tuple(rows) == (QUEUED, QUEUED) and attempts == 0
+    assert healed, "no auto_heal run launched by its schedule after the restart"
+    print(f"daemon and code server killed mid-drain ({held} items held): queue drained {drained_seconds:.0f} s later")
