@@ -8,7 +8,7 @@ PORT ?= 3000
 SIMULATOR_PORT ?= 8765
 WEBHOOK_PORT ?= 8000
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench docs-shots clean
 
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,15 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check tds_pipelines tds_pipelines_tests benchmarks
-	$(BIN)/ruff format --check tds_pipelines tds_pipelines_tests benchmarks
+	$(BIN)/ruff check tds_pipelines tds_pipelines_tests benchmarks docs
+	$(BIN)/ruff format --check tds_pipelines tds_pipelines_tests benchmarks docs
 
 format: $(STAMP)
-	$(BIN)/ruff format tds_pipelines tds_pipelines_tests benchmarks
-	$(BIN)/ruff check --fix tds_pipelines tds_pipelines_tests benchmarks
+	$(BIN)/ruff format tds_pipelines tds_pipelines_tests benchmarks docs
+	$(BIN)/ruff check --fix tds_pipelines tds_pipelines_tests benchmarks docs
+
+docs-shots: $(STAMP)
+	$(BIN)/python docs/shots.py --out docs/screenshots
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/upsert_benchmark.py

@@ -24,6 +24,9 @@ setup(
         "httptools>=0.6",
         "uvloop>=0.19; sys_platform != 'win32'",
     ],
-    extras_require={"dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "psutil>=5.9", "hypothesis>=6.100"]},
+    extras_require={
+        # playwright drives the system's Chromium for docs/shots.py (never downloads a browser of its own).
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "psutil>=5.9", "hypothesis>=6.100", "playwright>=1.40"]
+    },
     entry_points={"console_scripts": ["tds=tds_pipelines.cli:main"]},
 )
