@@ -3,6 +3,7 @@ mid-size organization to simulate and the full_sync job's code."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 
 import requests
 from sqlalchemy import create_engine, text
@@ -115,3 +117,27 @@ def full_sync(client: ZohoClient, engine, run_id: str | None = None) -> list[Syn
     """The full_sync job's code (tds_pipelines/assets.py): every entity listed whole, then stock per warehouse."""
     results = [sync_entity(spec, client, engine, Scope("full"), run_id) for spec in ENTITIES]
     return [*results, sync_item_stock(client, engine, run_id, full=True)]
+
+
+def organization_from_args(description: str) -> dict[str, int]:
+    """`organization` sized by the command line: --items (5,000), --documents (20,000), --warehouses (2)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--items", type=int, default=5_000)
+    parser.add_argument("--documents", type=int, default=20_000)
+    parser.add_argument("--warehouses", type=int, default=2)
+    args = parser.parse_args()
+    return organization(args.items, args.documents, args.warehouses)
+
+
+def wait_for(predicate, seconds: float, what: str, logs: Path):
+    """`predicate()`'s first truthy value, polled for up to `seconds` (a refused connection counts as not yet);
+    past them the script stops, pointing at the servers' output in `logs`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if value := predicate():
+                return value
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"timed out waiting for {what} (the servers' output: {logs})")

@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
-from _common import DATABASE_URL, free_port, simulator_process, throwaway_schema
+from _common import DATABASE_URL, free_port, simulator_process, throwaway_schema, wait_for
 from dagster_graphql import DagsterGraphQLClient
 from sqlalchemy import text
 
@@ -62,18 +62,6 @@ class Capture:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
 
 
-def wait_for(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if value := predicate():
-                return value
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what} (dagster dev's output: {LOGS})")
-
-
 def run_times(ui_port: int, run_id: str) -> dict | None:
     answer = requests.post(
         f"http://127.0.0.1:{ui_port}/graphql", json={"query": RUN_TIMES, "variables": {"id": run_id}}, timeout=10
@@ -85,8 +73,8 @@ def trial(client: DagsterGraphQLClient, ui_port: int, capture: Capture, job: str
     """Launch `job`, wait for its end and for one more POST; returns the run's times and the POST's arrival."""
     posts = len(capture.arrivals)
     run_id = client.submit_job_execution(job, run_config=config)
-    times = wait_for(lambda: run_times(ui_port, run_id), 180, f"the {job} run's end")
-    wait_for(lambda: len(capture.arrivals) > posts, 120, f"the alert of the {job} run")
+    times = wait_for(lambda: run_times(ui_port, run_id), 180, f"the {job} run's end", LOGS)
+    wait_for(lambda: len(capture.arrivals) > posts, 120, f"the alert of the {job} run", LOGS)
     return times | {"posted": capture.arrivals[posts]}
 
 
@@ -139,7 +127,7 @@ def main() -> None:
                 start_new_session=True,
             )  # fmt: skip
             try:
-                wait_for(lambda: requests.get(f"http://127.0.0.1:{ui_port}/server_info", timeout=2).ok, 180, "UI")
+                wait_for(lambda: requests.get(f"http://127.0.0.1:{ui_port}/server_info", timeout=2).ok, 180, "UI", LOGS)
                 measure(DagsterGraphQLClient("127.0.0.1", port_number=ui_port), ui_port, capture, engine, args.trials)
             finally:
                 os.killpg(dagster.pid, signal.SIGINT)

@@ -17,7 +17,6 @@ behind the difference, ceil(N/200) calls more than the count.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import time
@@ -26,7 +25,7 @@ import requests
 from _common import (
     UNLIMITED,
     full_sync,
-    organization,
+    organization_from_args,
     simulator_client,
     simulator_process,
     throwaway_schema,
@@ -54,12 +53,7 @@ def plant_mismatch(url: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--items", type=int, default=5_000)
-    parser.add_argument("--documents", type=int, default=20_000)
-    parser.add_argument("--warehouses", type=int, default=2)
-    args = parser.parse_args()
-    records = organization(args.items, args.documents, args.warehouses)
+    records = organization_from_args(__doc__.splitlines()[0])
     print("statistics comparison benchmark: compare_counts for every entity, after a full sync")
     print("records: " + ", ".join(f"{name} {n:,}" for name, n in records.items()))
     with simulator_process(*unlimited_simulator_args(records)) as url, throwaway_schema() as (engine, _):

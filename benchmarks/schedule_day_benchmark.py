@@ -25,7 +25,6 @@ organization with no change (the model leaves statistics_comparison out).
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections import Counter
@@ -36,7 +35,7 @@ from zoneinfo import ZoneInfo
 from _common import (
     UNLIMITED,
     full_sync,
-    organization,
+    organization_from_args,
     simulator_client,
     simulator_process,
     stats,
@@ -184,12 +183,7 @@ def print_model(tallies: dict[str, Tally], records: dict[str, int], warehouses: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--items", type=int, default=5_000)
-    parser.add_argument("--documents", type=int, default=20_000)
-    parser.add_argument("--warehouses", type=int, default=2)
-    args = parser.parse_args()
-    records = organization(args.items, args.documents, args.warehouses)
+    records = organization_from_args(__doc__.splitlines()[0])
     timezone = settings.timezone()
     print("schedule day benchmark: Zoho calls of one day of the five schedules, no change in Zoho")
     print("records: " + ", ".join(f"{name} {n:,}" for name, n in records.items()))
@@ -212,7 +206,7 @@ def main() -> None:
             f"holds {window} ({max(1, math.ceil(window / 200))} call)"
         )
         print(f"wall time of the replayed day: {wall:.0f}s")
-        print_model(tallies, records, args.warehouses)
+        print_model(tallies, records, records["warehouses"])
 
 
 if __name__ == "__main__":

@@ -25,24 +25,12 @@ import time
 from pathlib import Path
 
 import requests
-from _common import DATABASE_URL, free_port, simulator_process, throwaway_schema
+from _common import DATABASE_URL, free_port, simulator_process, throwaway_schema, wait_for
 from sqlalchemy import text
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "latency-benchmark-token"
 LOGS = Path(tempfile.gettempdir()) / "tds-webhook-latency.log"  # the receiver's and dagster dev's output
-
-
-def wait_for(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if value := predicate():
-                return value
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what} (the receiver's and dagster dev's output: {LOGS})")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -84,7 +72,9 @@ def main() -> None:
         sim_args = ["--records", str(args.webhooks + 2), "--rate-limit-per-minute", "0", "--daily-limit", "0"]
         sim_args += ["--webhook-url", f"http://127.0.0.1:{receiver_port}/webhooks/zoho", "--webhook-token", TOKEN]
         try:
-            wait_for(lambda: requests.get(f"http://127.0.0.1:{receiver_port}/health", timeout=2).ok, 60, "receiver")
+            wait_for(
+                lambda: requests.get(f"http://127.0.0.1:{receiver_port}/health", timeout=2).ok, 60, "receiver", LOGS
+            )
             with simulator_process(*sim_args) as sim_url:
                 env |= {"ZOHO_ACCOUNTS_URL": sim_url, "ZOHO_API_URL": sim_url, "ZOHO_ORGANIZATION_ID": "10234695"}
                 env |= {"ZOHO_CLIENT_ID": "sim-client", "ZOHO_CLIENT_SECRET": "sim-secret"}
@@ -100,7 +90,7 @@ def main() -> None:
                         start_new_session=True,
                     )
                 )
-                wait_for(lambda: requests.get(f"http://127.0.0.1:{ui_port}/server_info", timeout=2).ok, 180, "UI")
+                wait_for(lambda: requests.get(f"http://127.0.0.1:{ui_port}/server_info", timeout=2).ok, 180, "UI", LOGS)
                 measure(sim_url, engine, markers, args.webhooks)
         finally:
             for child in children:
@@ -117,7 +107,7 @@ def measure(sim_url: str, engine, markers: Path, count: int) -> None:
     # Warm-up: the first runs of each location load code; measure what an operator sees once it is up.
     edit(sim_url, ids[0], "warm-up")
     (markers / "1.sent").write_text("")
-    wait_for(lambda: (markers / "1.done").exists() and arrived(engine, ids[0], "warm-up"), 180, "the warm-up")
+    wait_for(lambda: (markers / "1.done").exists() and arrived(engine, ids[0], "warm-up"), 180, "the warm-up", LOGS)
     sent: dict[int, tuple[str, str, float]] = {}
     rng = random.Random(7)
     print(f"sending {count} webhooks, one every 1-3 s")
@@ -130,9 +120,11 @@ def measure(sim_url: str, engine, markers: Path, count: int) -> None:
         time.sleep(rng.uniform(1, 3))
     tds, floor = [], []
     for n, (invoice_id, reference, started) in sent.items():
-        written = wait_for(lambda i=invoice_id, r=reference: arrived(engine, i, r), 120, f"webhook {n} in the ERP")
+        written = wait_for(
+            lambda i=invoice_id, r=reference: arrived(engine, i, r), 120, f"webhook {n} in the ERP", LOGS
+        )
         done = markers / f"{n}.done"
-        wait_for(done.exists, 120, f"floor run {n}")
+        wait_for(done.exists, 120, f"floor run {n}", LOGS)
         floor.append(float(done.read_text()) - started)
         tds.append(written - started)
     for label, values in (("TDS: accepted -> row in the ERP", tds), ("floor: marker -> empty run executes", floor)):
