@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from tds_pipelines.entities import ENTITIES, EntitySpec
+from tds_pipelines.outages import retried_on_outage
 from tds_pipelines.partitions import document_months
 from tds_pipelines.resources import ErpDatabase, ZohoApi
 from tds_pipelines.sync.engine import Scope, sync_entity
@@ -89,10 +90,11 @@ def build_entity_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         metadata={"table": spec.table, "strategy": spec.strategy, "zoho_path": f"{spec.api}:{spec.path}"},
     )
     def _sync(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> Iterator[dg.MaterializeResult]:
-        engine = erp.engine()
-        client = zoho.client(engine, context.job_name)
-        stats = sync_entity(spec, client, engine, run_scope(context), context.run_id)
-        record_touched_months(context, spec, stats)
+        with retried_on_outage(context):
+            engine = erp.engine()
+            client = zoho.client(engine, context.job_name)
+            stats = sync_entity(spec, client, engine, run_scope(context), context.run_id)
+            record_touched_months(context, spec, stats)
         yield from report(context, stats, client)
 
     return _sync
@@ -115,7 +117,9 @@ entity_assets = [build_entity_asset(spec) for spec in ENTITIES]
     output_required=False,
 )
 def item_stock(context: dg.AssetExecutionContext, zoho: ZohoApi, erp: ErpDatabase) -> Iterator[dg.MaterializeResult]:
-    engine = erp.engine()
-    client = zoho.client(engine, context.job_name)
     full = True if context.run.tags.get(SCOPE_TAG) == "full" else None
-    yield from report(context, sync_item_stock(client, engine, context.run_id, full=full), client)
+    with retried_on_outage(context):
+        engine = erp.engine()
+        client = zoho.client(engine, context.job_name)
+        stats = sync_item_stock(client, engine, context.run_id, full=full)
+    yield from report(context, stats, client)

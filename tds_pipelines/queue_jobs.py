@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from tds_pipelines.entities import BY_NAME
 from tds_pipelines.erp.queue import COMPLETED, claim_item, get_item, peek_ready, replay
 from tds_pipelines.erp.tables import entity_tables
+from tds_pipelines.outages import retried_on_outage
 from tds_pipelines.partitions import document_months
 from tds_pipelines.resources import ErpDatabase
 from tds_pipelines.run_limits import job_tags
@@ -91,7 +92,8 @@ def _drain_and_report(context: dg.OpExecutionContext, engine: Engine, config: Dr
 
 @dg.op(out=dg.Out(dg.Nothing), description="Claim and apply ready queue items, batch by batch, until none is ready")
 def apply_webhook_queue(context: dg.OpExecutionContext, config: DrainConfig, erp: ErpDatabase) -> dg.Output:
-    return _drain_and_report(context, erp.engine(), config)
+    with retried_on_outage(context):
+        return _drain_and_report(context, erp.engine(), config)
 
 
 @dg.op(out=dg.Out(dg.Nothing), description="Put dead letters back to PENDING, then apply the queue")

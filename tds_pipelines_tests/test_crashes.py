@@ -15,9 +15,11 @@ import requests
 from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster_graphql import DagsterGraphQLClient
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.pool import NullPool
 
 from tds_pipelines.erp.migrate import upgrade
 from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, sync_queue
+from tds_pipelines.outages import database_lost
 from tds_pipelines.watchdog import orphans
 from tds_pipelines_tests.pg_cluster import throwaway_cluster
 from tds_pipelines_tests.sync_fixtures import free_port, fresh_erp, row_count, simulator, zoho_env
@@ -62,14 +64,46 @@ def test_the_receiver_answers_503_while_postgresql_is_down_and_loses_no_webhook(
 
 
 RUNS_OF = """query($job: String!) { runsOrError(filter: {pipelineName: $job})
-  { ... on Runs { results { runId status tags { key value } } } } }"""
+  { __typename ... on Runs { results { runId status tags { key value } } } } }"""
+
+
+def graphql(ui: int, query: str, **variables) -> dict:
+    """The data of a GraphQL answer; an error (the webserver lost its database a moment ago) raises as a failed
+    request would, so that `wait_until` asks again."""
+    answer = requests.post(
+        f"http://127.0.0.1:{ui}/graphql", json={"query": query, "variables": variables}, timeout=30
+    ).json()
+    data = answer.get("data") or {}
+    if not data or any(value.get("__typename") == "PythonError" for value in data.values()):
+        raise requests.RequestException(f"GraphQL answered {answer}")
+    return data
 
 
 def runs_of(ui: int, job: str) -> list[dict]:
-    answer = requests.post(
-        f"http://127.0.0.1:{ui}/graphql", json={"query": RUNS_OF, "variables": {"job": job}}, timeout=30
-    ).json()
-    return answer["data"]["runsOrError"]["results"]
+    return graphql(ui, RUNS_OF, job=job)["runsOrError"]["results"]
+
+
+def invoices_stored(observer) -> dict:
+    """The invoices' rows and distinct ids, and whether their line items are exactly those of their raw
+    bodies (none missing, none twice)."""
+    invoices, lines = entity_tables["invoices"], child_tables_by_name["zoho_invoice_line_items"]
+    with observer.connect() as conn:
+        rows, distinct = conn.execute(select(func.count(), func.count(func.distinct(invoices.c.zoho_id)))).one()
+        duplicated = conn.execute(
+            select(lines.c.parent_zoho_id, lines.c.position)
+            .group_by(lines.c.parent_zoho_id, lines.c.position)
+            .having(func.count() > 1)
+        ).all()
+        expected = conn.execute(
+            text("SELECT coalesce(sum(jsonb_array_length(raw -> 'line_items')), 0) FROM zoho_invoices")
+        ).scalar_one()
+        stored = conn.execute(select(func.count()).select_from(lines)).scalar_one()
+    same = not duplicated and stored == expected
+    return {
+        "rows": rows,
+        "distinct": distinct,
+        "lines": "as in raw" if same else f"{stored} of {expected}, {duplicated[:3]}",
+    }
 
 
 def test_a_code_server_killed_mid_sync_fails_its_run_which_is_retried_without_duplicates(
@@ -99,21 +133,87 @@ def test_a_code_server_killed_mid_sync_fails_its_run_which_is_retried_without_du
         retry = wait_until(retried, 480, "the killed run failed and its retry finished")
         recovered_seconds = time.monotonic() - killed_at
     assert retry["status"] == "SUCCESS", retry
-    with erp.observer.connect() as conn:
-        rows = conn.execute(select(func.count(), func.count(func.distinct(invoices.c.zoho_id)))).one()
-        lines = child_tables_by_name["zoho_invoice_line_items"]
-        duplicated = conn.execute(
-            select(lines.c.parent_zoho_id, lines.c.position)
-            .group_by(lines.c.parent_zoho_id, lines.c.position)
-            .having(func.count() > 1)
-        ).all()
-        expected_lines = conn.execute(
-            text("SELECT sum(jsonb_array_length(raw -> 'line_items')) FROM zoho_invoices")
-        ).scalar_one()
-        stored_lines = conn.execute(select(func.count()).select_from(lines)).scalar_one()
-    assert tuple(rows) == (INVOICES, INVOICES)
-    assert duplicated == [] and stored_lines == expected_lines
+    assert invoices_stored(erp.observer) == {"rows": INVOICES, "distinct": INVOICES, "lines": "as in raw"}
     print(f"code server killed mid-sync: run failed and retried to success {recovered_seconds:.0f} s after the kill")
+
+
+EVENTS = """query($runId: ID!) { logsForRun(runId: $runId) { __typename ... on EventConnection
+  { events { __typename } } } }"""
+
+
+def finished_run(ui: int, job: str, run_id: str) -> dict | None:
+    """`run_id` if it succeeded, else its retry once that ended (None while either is still going)."""
+    runs = {r["runId"]: r for r in runs_of(ui, job)}
+    if runs[run_id]["status"] == "SUCCESS":
+        return runs[run_id]
+    if runs[run_id]["status"] != "FAILURE":
+        return None
+    retries = [r for r in runs.values() if {"key": "dagster/parent_run_id", "value": run_id} in r["tags"]]
+    return retries[0] if retries and retries[0]["status"] in ("SUCCESS", "FAILURE") else None
+
+
+def test_postgresql_killed_mid_sync_and_restarted_the_sync_finishes_once_and_the_receiver_accepts_again(tmp_path):
+    """Every role on a cluster of the test's own (Dagster's records and the ERP alike), stopped at once in the
+    middle of a full sync and started again: the receiver refuses while it is down, and the sync's step is
+    retried once the database is back (or the run is, when its worker died), with no row written twice."""
+    with throwaway_cluster() as cluster:
+        with create_engine(cluster.url, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text("CREATE DATABASE dagster"))
+        erp = fresh_erp(cluster.url)
+        dagster_url = cluster.url.rsplit("/", 1)[0] + "/dagster"
+        env, ports = deployed_env(cluster.url, dagster_url, erp.schema, tmp_path / "dagster_home")
+        env["TDS_WEBHOOK_TOKEN"] = TOKEN  # the token `post` sends
+        ui, receiver = ports["TDS_UI_PORT"], f"http://127.0.0.1:{ports['TDS_WEBHOOK_PORT']}"
+        invoices = entity_tables["invoices"]
+        with simulator(records=10, entity_records={"invoices": INVOICES}) as sim, ExitStack() as roles:
+            env |= zoho_env(sim, cluster.url, erp.schema) | {"TDS_ZOHO_CALLS_PER_MINUTE": "3000"}
+            start_roles(roles, env, ports)
+            run_id = DagsterGraphQLClient("127.0.0.1", port_number=ui).submit_job_execution("full_sync")
+            wait_until(lambda: 0 < row_count(erp.observer, invoices) < INVOICES // 2, 180, "the sync under way")
+            cluster.stop()
+            stopped_at = time.monotonic()
+            refused = post(receiver, delivery(1)).status_code
+            cluster.start()
+            erp.observer.dispose()  # its pooled connections died with the server
+            accepted = wait_until(
+                lambda: (status := post(receiver, delivery(1)).status_code) == 200 and status, 60, "the receiver back"
+            )
+            finished = wait_until(lambda: finished_run(ui, "full_sync", run_id), 480, "the sync finished")
+            recovered_seconds = time.monotonic() - stopped_at
+            events = wait_until(lambda: graphql(ui, EVENTS, runId=run_id), 60, "the run's events")
+        stored = invoices_stored(erp.observer)
+        with erp.observer.connect() as conn:
+            queued = conn.execute(select(func.count()).select_from(sync_queue)).scalar_one()
+        erp.observer.dispose()
+    retried_steps = [e for e in events["logsForRun"]["events"] if e["__typename"] == "ExecutionStepUpForRetryEvent"]
+    assert refused == 503 and accepted == 200 and queued == 1
+    assert finished["status"] == "SUCCESS", finished
+    assert finished["runId"] != run_id or retried_steps  # the run retried, or its step was
+    # The invoices of the sync, and the one the receiver accepted once the database was back.
+    assert stored == {"rows": INVOICES + 1, "distinct": INVOICES + 1, "lines": "as in raw"}
+    how = "its step retried" if finished["runId"] == run_id else "the run retried"
+    print(f"PostgreSQL killed mid-sync: the sync succeeded ({how}) {recovered_seconds:.0f} s after the kill")
+
+
+def error_of(engine, *statements: str) -> Exception:
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    except Exception as exc:  # noqa: BLE001 - the error is what is asked for
+        return exc
+    raise AssertionError(f"{statements} raised nothing")
+
+
+def test_only_a_lost_database_is_taken_for_an_outage(pg_server_url):
+    engine = create_engine(pg_server_url, poolclass=NullPool)
+    refused = create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/test", poolclass=NullPool)
+    assert database_lost(error_of(refused, "SELECT 1"))
+    assert database_lost(error_of(engine, "SELECT pg_terminate_backend(pg_backend_pid())"))  # 57P01
+    assert not database_lost(error_of(engine, "SELECT 1 / 0"))
+    assert not database_lost(error_of(engine, "SET statement_timeout = 1", "SELECT pg_sleep(1)"))  # canceled
+    assert not database_lost(error_of(engine, "SELECT * FROM no_such_table"))
+    assert not database_lost(ValueError("a bug"))
 
 
 def test_the_watchdog_leaves_alone_runs_it_cannot_judge():
