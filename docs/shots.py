@@ -38,6 +38,7 @@ SCHEDULES = {
     "stock_sync_every_15_minutes",
     "auto_heal_every_15_minutes",
     "daily_statistics_comparison",
+    "daily_run_history_purge",
 }
 SENSORS = {
     "zoho_webhook_queue_sensor",

@@ -14,6 +14,7 @@ from tds_pipelines.health import auto_heal, webhook_queue
 from tds_pipelines.jobs import full_sync, incremental_sync, stock_sync
 from tds_pipelines.queue_jobs import queue_jobs
 from tds_pipelines.resources import ErpDatabase, ZohoApi
+from tds_pipelines.retention import purge_run_history, run_history_schedule
 from tds_pipelines.schedules import schedules
 from tds_pipelines.sensors import zoho_webhook_queue_sensor
 from tds_pipelines.watchdog import run_watchdog
@@ -28,8 +29,16 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[*entity_assets, item_stock, webhook_queue],
         asset_checks=count_checks,
-        jobs=[full_sync, incremental_sync, stock_sync, auto_heal, statistics_comparison, *queue_jobs],
-        schedules=schedules,
+        jobs=[
+            full_sync,
+            incremental_sync,
+            stock_sync,
+            auto_heal,
+            statistics_comparison,
+            *queue_jobs,
+            purge_run_history,
+        ],
+        schedules=[*schedules, run_history_schedule],
         sensors=[zoho_webhook_queue_sensor, *alert_sensors, run_watchdog],
         resources={
             "erp": ErpDatabase(

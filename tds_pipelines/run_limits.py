@@ -17,6 +17,7 @@ MAX_RUNTIME = {
     "process_webhook_queue": 15 * 60,
     "replay_dead_letters": 15 * 60,
     "process_single_webhook": 10 * 60,
+    "purge_run_history": 30 * 60,
 }
 
 

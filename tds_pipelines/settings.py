@@ -77,6 +77,12 @@ def heal_dead_letters_after() -> timedelta:
     return timedelta(hours=_number("TDS_HEAL_DEAD_LETTER_HOURS", 24))
 
 
+def run_history_days() -> float:
+    """Runs that ended this many days ago are deleted with their logs by purge_run_history
+    (TDS_RUN_HISTORY_DAYS, default 90; 0 keeps every run)."""
+    return _number("TDS_RUN_HISTORY_DAYS", 90)
+
+
 def queue_pending_limits() -> tuple[float, float]:
     """The oldest waiting webhook's age in seconds that warns, and that errs: TDS_QUEUE_PENDING_WARN_SECONDS
     (default 900) and TDS_QUEUE_PENDING_ERROR_SECONDS (default 3600)."""

@@ -30,7 +30,7 @@ def test_every_entity_is_an_asset_and_the_jobs_and_schedules_exist():
     assert set(graph.get_all_asset_keys()) == ENTITY_KEYS | {QUEUE_KEY}
     jobs = ("full_sync", "incremental_sync", "stock_sync", "auto_heal", "statistics_comparison")
     queue_jobs = ("process_webhook_queue", "replay_dead_letters", "process_single_webhook")
-    for name in jobs + queue_jobs:
+    for name in (*jobs, *queue_jobs, "purge_run_history"):
         assert defs.resolve_job_def(name).executor_def.name == "in_process"
     partitioned = {key.path[-1] for key in ENTITY_KEYS if graph.get(key).partitions_def is not None}
     assert partitioned == {"invoices", "sales_orders", "customer_payments", "bills", "credit_notes"}
@@ -41,6 +41,7 @@ def test_every_entity_is_an_asset_and_the_jobs_and_schedules_exist():
         "stock_sync_every_15_minutes",
         "auto_heal_every_15_minutes",
         "daily_statistics_comparison",
+        "daily_run_history_purge",
     }
     for schedule in schedules.values():
         assert schedule.execution_timezone == os.environ.get("TDS_TIMEZONE", "Asia/Baghdad")
