@@ -1,5 +1,5 @@
 """The operator's manual's screenshots: docs/shots.py drives the system's Chromium against a running demo and
-fails when the UI lacks what docs/operations.md says (every asset, the five schedules and the sensors running,
+fails when the UI lacks what docs/operations.md says (every asset, every schedule and sensor running,
 a count check on every entity, a planted mismatch as a failed check)."""
 
 from __future__ import annotations
