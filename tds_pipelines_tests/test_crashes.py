@@ -271,6 +271,9 @@ def test_the_daemon_and_code_server_killed_mid_drain_lose_no_webhook_and_the_sch
         wait_until(lambda: statuses(erp.observer) == {"COMPLETED": QUEUED}, 600, "every webhook applied")
         drained_seconds = time.monotonic() - killed_at
         healed = [r for r in runs_of(ui, "auto_heal") if r["status"] == "SUCCESS"]
+        drains = runs_of(ui, "process_webhook_queue")
+    failed = {r["runId"] for r in drains if r["status"] == "FAILURE"}
+    retried = [r for r in drains for t in r["tags"] if t["key"] == "dagster/parent_run_id" and t["value"] in failed]
     products = entity_tables["products"]
     with erp.observer.connect() as conn:
         rows = conn.execute(select(func.count(), func.count(func.distinct(products.c.zoho_id)))).one()
@@ -281,4 +284,5 @@ def test_the_daemon_and_code_server_killed_mid_drain_lose_no_webhook_and_the_sch
     assert held > 0 and requeued == held  # what the dead run held came back, once each
     assert tuple(rows) == (QUEUED, QUEUED) and attempts == 0
     assert healed, "no auto_heal run launched by its schedule after the restart"
+    assert failed and retried, drains  # the killed drain was marked failed, and retried
     print(f"daemon and code server killed mid-drain ({held} items held): queue drained {drained_seconds:.0f} s later")
