@@ -32,12 +32,13 @@ from tds_pipelines_tests.test_webhook_receiver import TIMEOUT, TOKEN, running_re
 
 pytestmark = pytest.mark.postgres
 
-FIVE_SCHEDULES = {
+SCHEDULES = {
     "daily_full_sync",
     "hourly_incremental_sync",
     "stock_sync_every_15_minutes",
     "auto_heal_every_15_minutes",
     "daily_statistics_comparison",
+    "daily_run_history_purge",
 }
 SYNCED_AT = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 FULL_AT = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
@@ -333,7 +334,7 @@ def test_scheduler_jobs_without_an_instance_are_the_definitions_defaults(store, 
     assert report["instance"] is None
     jobs = {job["name"]: job for job in report["jobs"]}
     assert [job["name"] for job in report["jobs"]] == [d.name for d in (*defs.schedules, *defs.sensors)]
-    assert {name for name, job in jobs.items() if job["type"] == "schedule"} == FIVE_SCHEDULES
+    assert {name for name, job in jobs.items() if job["type"] == "schedule"} == SCHEDULES
     for schedule in defs.schedules:
         job = jobs[schedule.name]
         assert (job["state"], job["cron"], job["timezone"]) == (
@@ -397,7 +398,7 @@ def test_scheduler_jobs_show_the_instances_stored_states_and_ticks(store, pg_ser
 
     assert report["instance"] == str(tmp_path)
     jobs = {job["name"]: job for job in report["jobs"]}
-    assert {name for name, job in jobs.items() if job["type"] == "schedule"} == FIVE_SCHEDULES
+    assert {name for name, job in jobs.items() if job["type"] == "schedule"} == SCHEDULES
     assert {name: job["state"] for name, job in jobs.items()} == {
         **{d.name: "RUNNING" for d in (*defs.schedules, *defs.sensors)},
         "daily_full_sync": "STOPPED",
