@@ -127,6 +127,7 @@ def test_dagster_dev_runs_full_sync_through_the_daemon_and_applies_webhooks_by_i
         "stock_sync_every_15_minutes": "RUNNING",
         "auto_heal_every_15_minutes": "RUNNING",
         "daily_statistics_comparison": "RUNNING",
+        "daily_run_history_purge": "RUNNING",
     }
 
     def daemons_healthy():
