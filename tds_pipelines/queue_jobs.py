@@ -12,7 +12,7 @@ from pydantic import Field
 from sqlalchemy import Engine, select
 
 from tds_pipelines.entities import BY_NAME
-from tds_pipelines.erp.queue import COMPLETED, claim_item, get_item, peek_ready, replay
+from tds_pipelines.erp.queue import COMPLETED, claim_item, get_item, peek_ready, release_held, replay
 from tds_pipelines.erp.tables import entity_tables
 from tds_pipelines.outages import retried_on_outage
 from tds_pipelines.partitions import document_months
@@ -72,6 +72,8 @@ def record_materializations(
 
 
 def _drain_and_report(context: dg.OpExecutionContext, engine: Engine, config: DrainConfig) -> dg.Output:
+    if released := release_held(engine, context.run_id):
+        context.log.info(f"{released} items this run's failed attempt held are back in the queue")
     started = time.monotonic()
     deadline, stats = started + config.max_seconds, {}
     idle_since = started

@@ -7,6 +7,7 @@ PostgreSQL throughout (the `erp` fixture); tests taking `store` also run on SQLi
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -402,6 +403,23 @@ def test_process_webhook_queue_records_materializations_of_the_assets_it_wrote(p
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     assert output.event_specific_data.metadata["items"].value == 4
     assert row_count(observer, entity_tables["invoices"]) == 3
+
+
+def test_a_retried_drain_takes_back_what_its_failed_attempt_held_without_waiting_out_the_lease(
+    pg_server_url, monkeypatch
+):
+    engine, observer, _ = dagster_erp(pg_server_url, monkeypatch)
+    for n in range(3):
+        deliver(engine, {"item": product(str(n), "Tea", T0)})
+    deliver(engine, {"item": product("other", "Tea", T0)})
+    run_id = str(uuid.uuid4())
+    held = claim_ready(engine, 3, run_id)  # the first attempt claimed, then lost the database before writing
+    other = claim_ready(engine, 1, "another-run")  # a live run's: left alone
+    job = build_defs().resolve_job_def("process_webhook_queue")
+    assert job.execute_in_process(run_config=NO_LINGER, instance=dg.DagsterInstance.ephemeral(), run_id=run_id).success
+    assert [get_item(engine, item.id).status for item in held] == [COMPLETED] * 3
+    assert get_item(engine, other[0].id).status == PROCESSING
+    assert row_count(observer, entity_tables["products"]) == 3
 
 
 def test_process_webhook_queue_on_sqlite(tmp_path, monkeypatch):

@@ -300,6 +300,15 @@ def release(conn: Connection, ids: Sequence[int]) -> int:
     return _settle(conn, ids, status=PENDING, locked_at=None, run_id=None)
 
 
+def release_held(engine: Engine, run_id: str) -> int:
+    """Hand back untried what `run_id` still holds: called as its drain starts, when anything held is an earlier
+    attempt's of a retried step (the database lost mid-batch), which died; otherwise it would wait out the
+    lease. Returns how many."""
+    with write_transaction(engine) as conn:
+        held = (q.c.status == PROCESSING) & (q.c.run_id == run_id)
+        return conn.execute(q.update().where(held).values(status=PENDING, locked_at=None, run_id=None)).rowcount
+
+
 def _settle(conn: Connection, ids: Sequence[int], **values) -> int:
     """Set `values` on those of `ids` still PROCESSING; returns how many."""
     done = 0
