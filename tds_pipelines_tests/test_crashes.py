@@ -24,7 +24,7 @@ from tds_pipelines.watchdog import orphans
 from tds_pipelines_tests.pg_cluster import throwaway_cluster
 from tds_pipelines_tests.sync_fixtures import free_port, fresh_erp, row_count, simulator, zoho_env
 from tds_pipelines_tests.test_deployed_shape import deployed_env, start_role, start_roles
-from tds_pipelines_tests.test_e2e_dagster_dev import wait_until
+from tds_pipelines_tests.test_e2e_dagster_dev import graphql, wait_until
 from tds_pipelines_tests.test_webhook_receiver import INVOICE, TOKEN, post, running_receiver
 
 pytestmark = pytest.mark.postgres
@@ -67,20 +67,19 @@ RUNS_OF = """query($job: String!) { runsOrError(filter: {pipelineName: $job})
   { __typename ... on Runs { results { runId status tags { key value } } } } }"""
 
 
-def graphql(ui: int, query: str, **variables) -> dict:
-    """The data of a GraphQL answer; an error (the webserver lost its database a moment ago) raises as a failed
-    request would, so that `wait_until` asks again."""
-    answer = requests.post(
-        f"http://127.0.0.1:{ui}/graphql", json={"query": query, "variables": variables}, timeout=30
-    ).json()
-    data = answer.get("data") or {}
-    if not data or any(value.get("__typename") == "PythonError" for value in data.values()):
-        raise requests.RequestException(f"GraphQL answered {answer}")
-    return data
-
-
 def runs_of(ui: int, job: str) -> list[dict]:
     return graphql(ui, RUNS_OF, job=job)["runsOrError"]["results"]
+
+
+def finished_run(ui: int, job: str, run_id: str) -> dict | None:
+    """`run_id` if it succeeded, else its retry once that ended (None while either is still going)."""
+    runs = {r["runId"]: r for r in runs_of(ui, job)}
+    if runs[run_id]["status"] == "SUCCESS":
+        return runs[run_id]
+    if runs[run_id]["status"] != "FAILURE":
+        return None
+    retries = [r for r in runs.values() if {"key": "dagster/parent_run_id", "value": run_id} in r["tags"]]
+    return retries[0] if retries and retries[0]["status"] in ("SUCCESS", "FAILURE") else None
 
 
 def invoices_stored(observer) -> dict:
@@ -123,33 +122,15 @@ def test_a_code_server_killed_mid_sync_fails_its_run_which_is_retried_without_du
         killed_at = time.monotonic()
         roles.enter_context(start_role("code-server", env))  # restarted, as a supervisor would
 
-        def retried() -> dict | None:
-            runs = {r["runId"]: r for r in runs_of(ui, "full_sync")}
-            if runs[run_id]["status"] != "FAILURE":
-                return None
-            retries = [r for r in runs.values() if {"key": "dagster/parent_run_id", "value": run_id} in r["tags"]]
-            return retries[0] if retries and retries[0]["status"] in ("SUCCESS", "FAILURE") else None
-
-        retry = wait_until(retried, 480, "the killed run failed and its retry finished")
+        retry = wait_until(lambda: finished_run(ui, "full_sync", run_id), 480, "the killed run's retry finished")
         recovered_seconds = time.monotonic() - killed_at
-    assert retry["status"] == "SUCCESS", retry
+    assert retry["runId"] != run_id and retry["status"] == "SUCCESS", retry  # failed, and retried to success
     assert invoices_stored(erp.observer) == {"rows": INVOICES, "distinct": INVOICES, "lines": "as in raw"}
     print(f"code server killed mid-sync: run failed and retried to success {recovered_seconds:.0f} s after the kill")
 
 
 EVENTS = """query($runId: ID!) { logsForRun(runId: $runId) { __typename ... on EventConnection
   { events { __typename } } } }"""
-
-
-def finished_run(ui: int, job: str, run_id: str) -> dict | None:
-    """`run_id` if it succeeded, else its retry once that ended (None while either is still going)."""
-    runs = {r["runId"]: r for r in runs_of(ui, job)}
-    if runs[run_id]["status"] == "SUCCESS":
-        return runs[run_id]
-    if runs[run_id]["status"] != "FAILURE":
-        return None
-    retries = [r for r in runs.values() if {"key": "dagster/parent_run_id", "value": run_id} in r["tags"]]
-    return retries[0] if retries and retries[0]["status"] in ("SUCCESS", "FAILURE") else None
 
 
 def test_postgresql_killed_mid_sync_and_restarted_the_sync_finishes_once_and_the_receiver_accepts_again(tmp_path):

@@ -41,10 +41,16 @@ SCHEDULES = """{ schedulesOrError(repositorySelector: {repositoryLocationName: "
   { ... on Schedules { results { name scheduleState { status } } } } }"""
 
 
-def graphql(port: int, query: str) -> dict:
-    response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
-    assert response.status_code == 200, response.text[:2000]
-    return response.json()["data"]
+def graphql(port: int, query: str, **variables) -> dict:
+    """The data of a GraphQL answer. An error answer (the webserver lost its database a moment ago) raises as
+    a failed request would, so that `wait_until` asks again."""
+    response = requests.post(
+        f"http://127.0.0.1:{port}/graphql", json={"query": query, "variables": variables}, timeout=30
+    )
+    data = (response.json().get("data") if response.status_code == 200 else None) or {}
+    if not data or any(isinstance(v, dict) and v.get("__typename") == "PythonError" for v in data.values()):
+        raise requests.RequestException(f"GraphQL answered {response.status_code}: {response.text[:2000]}")
+    return data
 
 
 def wait_until(predicate, seconds: float, what: str):
