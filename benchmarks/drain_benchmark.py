@@ -7,8 +7,9 @@ loop of the same items and an item-per-transaction loop. Prints items/s and rati
 Works in a throwaway schema that it drops at the end. 10,000 webhooks are queued (mixed entities: invoices,
 sales orders, bills and credit notes with ~5 line items, contacts with persons, products, payments), then:
   (a) tds: one `drain` call (claim a batch of --batch-size, default the job's, apply it per entity with one
-      COPY-based upsert each, complete the batch in the same transaction; a writer thread writes one batch
-      while the next is claimed and transformed) into empty ERP tables;
+      COPY-based upsert each, a webhook's raw copied from its queue row, complete the batch in the same
+      transaction; a writer thread writes one batch while the next is claimed and transformed) into empty
+      ERP tables;
   (b) the floor: the same items claimed and completed by batch, nothing applied;
   (c) item per transaction: `drain` with batches of one, on a subset (--single-items, default 1,000) into
       empty tables, its items/s extrapolated to the full set.

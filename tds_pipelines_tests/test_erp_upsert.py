@@ -5,6 +5,7 @@ caller's transaction and read back through a separate engine, as the ERP would s
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -12,13 +13,16 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.exc import IntegrityError
 
 from tds_pipelines.entities import entity
-from tds_pipelines.erp.db import make_engine, normalize_url
+from tds_pipelines.erp.db import QueuedJson, make_engine, normalize_url
 from tds_pipelines.erp.migrate import upgrade
+from tds_pipelines.erp.queue import enqueue_delivery
 from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, item_stock, metadata
 from tds_pipelines.erp.upsert import load_versions, missing_ids, tombstone_ids, upsert_rows
 from tds_pipelines.sync.transform import item_stock_rows, to_row
+from tds_pipelines.zoho.webhooks import parse_delivery
 
 INVOICES = entity("invoices")
 invoices = entity_tables["invoices"]
@@ -354,3 +358,39 @@ def test_empty_batch_is_a_no_op(store):
     with store.engine.begin() as conn:
         result = upsert_rows(conn, invoices, [])
     assert (result.inserted, result.updated, result.stale, result.written_ids) == (0, 0, 0, [])
+
+
+def test_writes_in_one_transaction_around_a_rolled_back_one(store):
+    # PostgreSQL stages rows in a temporary table reused across writes: it must start empty for each write,
+    # and a rolled-back savepoint that created it (the session's temporary tables discarded first) must not
+    # leave the next write without it.
+    with store.engine.begin() as conn:
+        upsert_rows(conn, invoices, [to_row(INVOICES, invoice("1"), T0)])
+        if store.kind == "postgresql":
+            conn.exec_driver_sql("DISCARD TEMP")
+        with pytest.raises(RuntimeError), conn.begin_nested():
+            upsert_rows(conn, invoices, [to_row(INVOICES, invoice("2"), T0)])
+            raise RuntimeError("the caller gave up on this write")
+        assert upsert_rows(conn, invoices, [to_row(INVOICES, invoice("3"), T0)]).written_ids == ["3"]
+    assert sorted(stored(store)) == ["1", "3"]
+    assert [line["zoho_id"] for line in stored_lines(store, "3")] == ["301"]
+    assert stored_lines(store, "2") == []
+
+
+def test_a_raw_the_queue_holds_is_taken_from_the_queue(store):
+    record = invoice("1", customer_name="قادم من الطابور")
+    with store.engine.begin() as conn:
+        queue_id, _ = enqueue_delivery(conn, parse_delivery({"invoice": record}))
+    text = json.dumps(record, ensure_ascii=False)
+    row = to_row(INVOICES, record, T0, hashed=False)
+    row.values["raw"] = QueuedJson(text, queue_id)
+    lost = to_row(INVOICES, invoice("2"), T0, hashed=False)
+    lost.values["raw"] = QueuedJson(text.replace('"1"', '"2"'), queue_id + 1000)
+    with store.engine.begin() as conn:
+        assert upsert_rows(conn, invoices, [row]).inserted == 1
+    assert stored(store)["1"]["raw"] == record
+    assert stored_lines(store, "1")[0]["raw"] == record["line_items"][0]
+    if store.kind == "postgresql":  # the stored payload, not the text: a queue row gone refuses the write
+        with pytest.raises(IntegrityError, match="raw"), store.engine.begin() as conn:
+            upsert_rows(conn, invoices, [lost])
+        assert "2" not in stored(store)

@@ -77,6 +77,16 @@ class JsonText(str):
     """JSON text known to be storable (as PostgreSQL printed it): a JSON column's writer takes it as is."""
 
 
+class QueuedJson(JsonText):
+    """JSON text that the webhook queue holds as the payload of its row `queue_id`: on PostgreSQL the writer
+    copies the stored value from there instead of sending the text to be parsed again."""
+
+    def __new__(cls, text: str, queue_id: int) -> QueuedJson:
+        value = super().__new__(cls, text)
+        value.queue_id = queue_id
+        return value
+
+
 def json_dumps(value) -> str:
     """JSON for the raw/payload columns: UTF-8 as is (Arabic stays readable), compact, storable.
 

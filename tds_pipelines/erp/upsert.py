@@ -6,10 +6,11 @@ The rule (DESIGN §3 Versions): a stored row is replaced only by a version at le
 A stale row changes nothing, children included, and keeps its tombstone if it has one. A written row's
 ``written_at`` is the database's clock at the write (SQLite: this machine's), whatever the caller says.
 
-PostgreSQL: rows are COPYed (CSV) into a temporary table, then ``INSERT ... SELECT ... ON CONFLICT DO
-UPDATE ... WHERE <guard> RETURNING`` writes them in one statement; children are COPYed straight into their
-table after the written parents' old children are deleted. SQLite (the demo default): the same rule, one
-statement per row.
+PostgreSQL: rows are COPYed (CSV) into the session's staging table, then ``INSERT ... SELECT ... ON CONFLICT
+DO UPDATE ... WHERE <guard> RETURNING`` writes them in one statement; a ``raw`` that the webhook queue holds
+already is copied from the queue's row, not sent again. Children are COPYed into their staging table after
+the written parents' old children are deleted, then inserted with their ``raw`` taken from the parent's.
+SQLite (the demo default): the same rule, one statement per row.
 
 Every function takes a SQLAlchemy ``Connection`` already in a transaction (``engine.begin()``) and never
 commits: the caller advances its cursor in that same transaction.
@@ -17,6 +18,7 @@ commits: the caller advances its cursor in that same transaction.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -46,8 +48,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 
 from tds_pipelines.entities import child_tables
-from tds_pipelines.erp.db import JsonText, as_utc, json_dumps
-from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, item_stock, metadata
+from tds_pipelines.erp.db import JsonText, QueuedJson, as_utc, json_dumps
+from tds_pipelines.erp.tables import child_tables_by_name, entity_tables, item_stock, metadata, sync_queue
 
 _SQLITE_CHUNK = 500  # below SQLite's bound-parameter limit
 _temp_names = itertools.count(1)
@@ -190,7 +192,7 @@ def _number_field(value: Any) -> str:
 def _json_field(value: Any) -> str:
     if value is None:
         return ""
-    return _quoted(value if value.__class__ is JsonText else json_dumps(value))
+    return _quoted(value if isinstance(value, JsonText) else json_dumps(value))
 
 
 def _field_writer(column: Column | None):
@@ -251,23 +253,55 @@ class _Stream:
         return next(self._chunks, "")
 
 
-def _temp_like(conn: Connection, table: Table) -> str:
-    """A temporary copy of `table`'s columns (no keys), dropped at commit at the latest."""
-    name = f"tds_tmp_{table.name[:40]}_{next(_temp_names)}"
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} (LIKE {_q(conn, table.name)}) ON COMMIT DROP")
+def _staging(conn: Connection, table: Table, columns: Sequence[str], extra: str = "") -> str:
+    """This session's staging table for `columns` of `table` (and `extra` column definitions), created on first
+    use: temporary, without constraints, emptied by each statement that reads it and at every commit. Reused
+    rather than created per batch: that DDL cost about as much as the writes. Its name holds a digest of its
+    columns, so a table that a migration changed gets a new one."""
+    digest = hashlib.sha1(f"{table.name}:{','.join(columns)}:{extra}".encode()).hexdigest()[:8]
+    name = f"tds_stage_{table.name[:40]}_{digest}"
+    select_list = ", ".join(_q(conn, c) for c in columns) + (f", {extra}" if extra else "")
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ON COMMIT DELETE ROWS AS "
+        f"SELECT {select_list} FROM {_q(conn, table.name)} WITH NO DATA"
+    )
     return name
+
+
+def _staged_values(columns: list[str]):
+    """A row's values in `columns` order, then its queue id: a raw the webhook queue holds (QueuedJson) is
+    sent as that id, not as text."""
+    raw_at = columns.index("raw")
+
+    def staged(row: Row) -> list[Any]:
+        values = [row.values.get(c) for c in columns]
+        raw = values[raw_at]
+        if raw.__class__ is QueuedJson:
+            values[raw_at] = None
+            values.append(raw.queue_id)
+        else:
+            values.append(None)
+        return values
+
+    return staged
 
 
 def _upsert_postgres(conn: Connection, table: Table, batch: list[Row]) -> list[tuple[str, bool]]:
     columns = [c.name for c in table.columns]
-    temp = _temp_like(conn, table)
-    copy_rows(conn, temp, columns, ([row.values.get(c) for c in columns] for row in batch), like=table)
+    stage = _staging(conn, table, columns, "NULL::bigint AS queue_id")
+    copy_rows(conn, stage, [*columns, "queue_id"], map(_staged_values(columns), batch), like=table)
     column_list = ", ".join(_q(conn, c) for c in columns)
-    select_list = ", ".join("statement_timestamp()" if c == "written_at" else _q(conn, c) for c in columns)
+    queue = _q(conn, sync_queue.name)
+    selected = {
+        "written_at": "statement_timestamp()",
+        "raw": f"COALESCE(s.raw, (SELECT q.payload FROM {queue} AS q WHERE q.id = s.queue_id))",
+    }
+    select_list = ", ".join(selected.get(c, f"s.{_q(conn, c)}") for c in columns)
     updates = ", ".join(f"{_q(conn, c)} = EXCLUDED.{_q(conn, c)}" for c in columns if c != "zoho_id")
     statement = f"""
+        WITH s AS (DELETE FROM {stage} RETURNING *)
         INSERT INTO {_q(conn, table.name)} AS t ({column_list})
-        SELECT {select_list} FROM {temp}
+        SELECT {select_list} FROM s
         ON CONFLICT (zoho_id) DO UPDATE SET {updates}
         WHERE CASE
             WHEN t.zoho_last_modified_time IS NOT NULL AND EXCLUDED.zoho_last_modified_time IS NOT NULL
@@ -276,9 +310,7 @@ def _upsert_postgres(conn: Connection, table: Table, batch: list[Row]) -> list[t
         END
         RETURNING t.zoho_id, (t.xmax = 0) AS inserted
     """
-    written = [(zoho_id, inserted) for zoho_id, inserted in conn.exec_driver_sql(statement)]
-    conn.exec_driver_sql(f"DROP TABLE {temp}")
-    return written
+    return [(zoho_id, inserted) for zoho_id, inserted in conn.exec_driver_sql(statement)]
 
 
 # ------------------------------------------------------------------------------------------------- SQLite
@@ -312,7 +344,7 @@ def _upsert_sqlite(conn: Connection, table: Table, batch: list[Row]) -> list[tup
 
 def _decoded(value: Any) -> Any:
     """A JsonText as the value it spells (SQLAlchemy's JSON type encodes values)."""
-    return json.loads(value) if value.__class__ is JsonText else value
+    return json.loads(value) if isinstance(value, JsonText) else value
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -356,23 +388,20 @@ def _insert_children_postgres(conn: Connection, parent: Table, child: Table, chi
     in Python, no second parsing in PostgreSQL)."""
     columns = [c.name for c in child.columns if c.name != "raw"]
     column_list = ", ".join(_q(conn, c) for c in columns)
-    temp = f"tds_tmp_{child.name[:40]}_{next(_temp_names)}"
-    conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS SELECT {column_list} FROM {_q(conn, child.name)} WITH NO DATA"
-    )
-    copy_rows(conn, temp, columns, ([entry.get(c) for c in columns] for entry in children), like=child)
+    stage = _staging(conn, child, columns)
+    copy_rows(conn, stage, columns, ([entry.get(c) for c in columns] for entry in children), like=child)
     conn.execute(
         text(
+            f"WITH s AS (DELETE FROM {stage} RETURNING *) "
             f"INSERT INTO {_q(conn, child.name)} ({column_list}, raw) "
-            f"SELECT {', '.join('t.' + _q(conn, c) for c in columns)}, e.value FROM {temp} t JOIN ("
+            f"SELECT {', '.join('s.' + _q(conn, c) for c in columns)}, e.value FROM s JOIN ("
             f"SELECT p.zoho_id, e.value, e.ordinality FROM {_q(conn, parent.name)} p, "
             "jsonb_array_elements(p.raw -> :field) WITH ORDINALITY e "
-            f"WHERE p.zoho_id IN (SELECT parent_zoho_id FROM {temp})"
-            ") e ON e.zoho_id = t.parent_zoho_id AND e.ordinality = t.position"
+            "WHERE p.zoho_id IN (SELECT parent_zoho_id FROM s)"
+            ") e ON e.zoho_id = s.parent_zoho_id AND e.ordinality = s.position"
         ),
         {"field": child_tables()[child.name].field},
     )
-    conn.exec_driver_sql(f"DROP TABLE {temp}")
 
 
 # --------------------------------------------------------------------------------------- diff, tombstones

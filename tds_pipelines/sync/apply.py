@@ -25,7 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from tds_pipelines import settings
 from tds_pipelines.entities import BY_NAME, EntitySpec
-from tds_pipelines.erp.db import JsonText, write_transaction
+from tds_pipelines.erp.db import QueuedJson, write_transaction
 from tds_pipelines.erp.dead_letters import SYNC_REJECTED
 from tds_pipelines.erp.queue import (
     WEBHOOK_DELETED,
@@ -267,7 +267,7 @@ def _add_row(part: _EntityPart, item: QueueItem, delivery: Delivery, failures: d
         return
     part.unparseable += len(row.warnings)
     if delivery.record is item.payload and item.payload_text is not None:
-        row.values["raw"] = JsonText(item.payload_text)
+        row.values["raw"] = QueuedJson(item.payload_text, item.id)
     if delivery.deleted:
         _as_tombstone(row, item.received_at)
     part.item_of[id(row)] = item
