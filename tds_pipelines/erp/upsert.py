@@ -254,10 +254,10 @@ class _Stream:
 
 
 def _staging(conn: Connection, table: Table, columns: Sequence[str], extra: str = "") -> str:
-    """This session's staging table for `columns` of `table` (and `extra` column definitions), created on first
-    use: temporary, without constraints, emptied by each statement that reads it and at every commit. Reused
-    rather than created per batch: that DDL cost about as much as the writes. Its name holds a digest of its
-    columns, so a table that a migration changed gets a new one."""
+    """This session's staging table for `columns` of `table` (and `extra`, a select-list expression naming one
+    more column), created on first use: temporary, without constraints, emptied by each statement that reads
+    it and at every commit. Reused rather than created per batch: that DDL cost about as much as the writes.
+    Its name holds a digest of its columns, so a table that a migration changed gets a new one."""
     digest = hashlib.sha1(f"{table.name}:{','.join(columns)}:{extra}".encode()).hexdigest()[:8]
     name = f"tds_stage_{table.name[:40]}_{digest}"
     select_list = ", ".join(_q(conn, c) for c in columns) + (f", {extra}" if extra else "")
@@ -383,7 +383,7 @@ def _replace_children(conn: Connection, parent: Table, written: list[Row]) -> in
 
 
 def _insert_children_postgres(conn: Connection, parent: Table, child: Table, children: list[dict]) -> None:
-    """COPY the child rows but their ``raw`` into a temporary table, then insert them with ``raw`` taken from
+    """COPY the child rows but their ``raw`` into their staging table, then insert them with ``raw`` taken from
     the parent's, just written: the entry at the child's position in the record's list (no second encoding
     in Python, no second parsing in PostgreSQL)."""
     columns = [c.name for c in child.columns if c.name != "raw"]

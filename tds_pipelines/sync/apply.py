@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"  # the stats key of items whose entity cannot be told (an unusable body)
 ERRORS_KEPT = 10
-# Items per claim and transaction: each batch costs a few statements per entity (a temporary table, COPY,
+# Items per claim and transaction: each batch costs a few statements per entity (its staging table, COPY,
 # INSERT ... ON CONFLICT), so larger batches amortise them; a refused row is still found in ~2*log2(batch)
 # savepoint retries.
 BATCH_SIZE = 2000
